@@ -1,0 +1,60 @@
+# gingham: the only entry point for building, generating and testing.
+SHELL := /bin/bash
+BIN   := $(CURDIR)/bin
+GO    ?= go
+PKGS  := ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/gingham-net/gingham/internal/version.Version=$(VERSION)
+
+# Tests find kube-apiserver and etcd here (envtest), and fail instead of
+# skipping when something they need is missing.
+export KUBEBUILDER_ASSETS := $(BIN)
+export GINGHAM_TEST_REQUIRE := 1
+
+.PHONY: all tools build generate verify vet fmt test test-unit lab lab-down clean
+
+all: build
+
+## tools: install etcd, BIRD, FRR, qemu, CNI plugins (Debian) and build kube-apiserver, controller-gen into bin/
+tools:
+	@hack/install-tools.sh
+
+$(BIN)/kube-apiserver $(BIN)/controller-gen $(BIN)/etcd:
+	@hack/install-tools.sh
+
+## build: all binaries into bin/ (the CNI binary is installed as gingham and gingham-ipam)
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	@ln -sf gingham-cni $(BIN)/gingham && ln -sf gingham-cni $(BIN)/gingham-ipam
+
+## generate: deepcopy and CRDs (deploy/crds) from the markers in api/
+generate: $(BIN)/controller-gen
+	$(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(BIN)/controller-gen crd:crdVersions=v1 paths=./api/... output:crd:dir=deploy/crds
+	$(GO) run ./hack/crdgen deploy/crds
+
+## verify: fail when generated files, go.mod or formatting are stale
+verify: generate
+	$(GO) mod tidy
+	cd hack/tools && $(GO) mod tidy
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@git diff --exit-code -- api deploy go.mod go.sum hack/tools || { echo "generated files are stale: run make generate / go mod tidy"; exit 1; }
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## test: tools, build, vet, then every test with -race (integration tests on the real kube-apiserver; privileged tests as root)
+test: tools build vet
+	@[ "$$(id -u)" = 0 ] || { echo "make test runs privileged network-namespace tests and must run as root"; exit 1; }
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+## test-unit: only the tests that need neither root nor the API server
+test-unit:
+	GINGHAM_TEST_REQUIRE= $(GO) test -race -short $(PKGS)
+
+clean:
+	rm -rf $(BIN)
