@@ -4,13 +4,18 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/gingham-net/gingham/cni/attach"
+	"github.com/gingham-net/gingham/cni/ipamplugin"
 )
 
 func main() {
-	name := filepath.Base(os.Args[0])
-	fmt.Fprintf(os.Stderr, "%s: CNI plugin not built yet\n", name)
-	os.Exit(1)
+	if strings.HasSuffix(filepath.Base(os.Args[0]), "-ipam") {
+		ipamplugin.Main()
+		return
+	}
+	attach.Main()
 }
