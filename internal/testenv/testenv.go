@@ -13,15 +13,13 @@ import (
 	"runtime"
 	"testing"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
+	"github.com/gingham-net/gingham/internal/kube"
 )
 
 // Env is a running control plane.
@@ -40,15 +38,7 @@ func Root() string {
 }
 
 // Scheme knows the core, coordination and gingham.dev/v1 types.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	for _, add := range []func(*k8sruntime.Scheme) error{corev1.AddToScheme, coordinationv1.AddToScheme, v1.AddToScheme} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return s
-}
+func Scheme() *k8sruntime.Scheme { return kube.Scheme() }
 
 // Required reports whether missing prerequisites must fail tests.
 func Required() bool { return os.Getenv("GINGHAM_TEST_REQUIRE") == "1" }
