@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/selector"
+	v1 "github.com/gingham-net/gingham/api/v1"
 )
 
 // BGP defaults, as Calico applies them.

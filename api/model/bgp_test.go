@@ -10,11 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/selector"
+	v1 "github.com/gingham-net/gingham/api/v1"
 )
-
-
 
 var netipCmp = cmp.Options{
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
