@@ -1,18 +1,24 @@
-// Command ginghamctl is gingham's calicoctl-like command line.
+// Command ginghamctl is gingham's calicoctl-like command line; see
+// docs/ginghamctl.md and `ginghamctl --help`.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"time"
 
-	"github.com/gingham-net/gingham/internal/version"
+	"github.com/gingham-net/gingham/ctl"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Printf("Client Version: %s\n", version.Version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "usage: ginghamctl version")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := ctl.Run(ctx, os.Args[1:], ctl.Deps{
+		Streams:        ctl.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
+		Clients:        ctl.KubeClients{},
+		Hostname:       os.Hostname,
+		PoolDrainDelay: 500 * time.Millisecond,
+	})
+	stop()
+	os.Exit(code)
 }
