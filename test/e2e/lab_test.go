@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gingham-net/gingham/internal/testenv"
+	"github.com/gingham-net/gingham/test/labnet"
+)
+
+// needRoot ends a test that needs root and the lab's tools unless they are
+// there; with GINGHAM_TEST_REQUIRE=1 (make test) it fails instead of
+// skipping.
+func needRoot(t *testing.T, tools ...string) {
+	t.Helper()
+	miss := func(format string, a ...any) {
+		t.Helper()
+		if testenv.Required() {
+			t.Fatalf(format, a...)
+		}
+		t.Skipf(format, a...)
+	}
+	if os.Geteuid() != 0 {
+		miss("lab tests need root (network namespaces)")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, serr := os.Stat(tool); serr != nil {
+				miss("lab tests need %s (make tools): %v", tool, err)
+			}
+		}
+	}
+}
+
+// newLab builds spec (after removing crashed runs' leftovers) and, on
+// cleanup, tears it down and checks that nothing is left behind.
+func newLab(t *testing.T, ctx context.Context, spec labnet.Spec) *labnet.Lab {
+	t.Helper()
+	if err := labnet.CleanupStale(ctx); err != nil {
+		t.Logf("cleanup of stale runs: %v", err)
+	}
+	lab, err := labnet.Build(ctx, spec)
+	if err != nil {
+		t.Fatalf("build lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, spec.RunDir)
+		}
+		if err := lab.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+		if left, _ := labnet.ListNetNS(spec.Prefix); len(left) > 0 {
+			t.Errorf("namespaces left after close: %v", left)
+		}
+	})
+	return lab
+}
+
+// dumpLogs prints the tail of every log of a run.
+func dumpLogs(t *testing.T, dir string) {
+	_ = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || !strings.HasSuffix(path, ".log") {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		t.Logf("--- %s\n%s", path, b)
+		return nil
+	})
+}
+
+// runDir is a fresh run directory under /tmp that FRR (user frr) can
+// reach (t.TempDir's parent is private), removed after the test.
+func runDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gingham-lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// controlPlane starts etcd + kube-apiserver for one test.
+func controlPlane(t *testing.T) *testenv.Env {
+	t.Helper()
+	env, reason, err := testenv.Start()
+	if err != nil {
+		t.Fatalf("start control plane: %v", err)
+	}
+	testenv.Need(t, env)
+	if env == nil {
+		t.Skip(reason)
+	}
+	t.Cleanup(env.Stop)
+	return env
+}
+
+// TestLabHarnessUnderlay builds the lab's ToR topology and checks the
+// parts that do not depend on gingham: FRR ToRs and the BIRD spine reach
+// Established, exchange the rack subnets, and nodes in different racks
+// reach each other through them.
+func TestLabHarnessUnderlay(t *testing.T) {
+	needRoot(t, "bird", "vtysh", "/usr/lib/frr/bgpd", "busybox")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	spec := labnet.ToRSpec(labnet.TestPrefix(), runDir(t), 2)
+	lab := newLab(t, ctx, spec)
+	if err := lab.StartRouters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitRouterSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The spine learns both racks and installs them; each ToR learns the
+	// other rack from the spine.
+	rack2 := netip.MustParsePrefix("10.0.2.0/24")
+	waitFor(t, ctx, "tor1 learns rack2 via the spine", func() (bool, string) {
+		out, _ := lab.Run(ctx, "tor1", "ip", "route", "show", rack2.String())
+		return strings.Contains(out, "proto bgp"), out
+	})
+	waitFor(t, ctx, "spine installs rack1 from tor1", func() (bool, string) {
+		out, _ := lab.Run(ctx, "spine", "ip", "route", "show", "10.0.1.0/24")
+		return strings.Contains(out, "proto bird"), out
+	})
+	for _, pair := range [][2]string{{"rack1-node1", "rack1-node2"}, {"rack1-node1", "rack2-node2"}, {"rack2-node1", "rack1-node2"}} {
+		dst, _ := spec.Node(pair[1])
+		if err := labnet.Ping(ctx, lab.NS(pair[0]), dst.Addr.Addr(), 5); err != nil {
+			t.Errorf("underlay %s -> %s: %v", pair[0], pair[1], err)
+		}
+	}
+	out, err := lab.Vtysh(ctx, "tor1", "show ip bgp")
+	if err != nil || !strings.Contains(out, "10.0.2.0/24") {
+		t.Errorf("tor1 BGP table lacks rack2 (err %v):\n%s", err, out)
+	}
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+	t.Helper()
+	last := ""
+	for {
+		ok, info := cond()
+		if ok {
+			return
+		}
+		last = info
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: timed out; last: %s", what, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var _ = fmt.Sprintf
+var _ client.Object = (*corev1.Pod)(nil)
