@@ -129,8 +129,8 @@ const (
 type Event struct {
 	Kind    EventKind
 	Deleted bool
-	Link    Link      // EventLink
-	Route   Route     // EventRoute
+	Link    Link  // EventLink
+	Route   Route // EventRoute
 	Addr    netip.Prefix
-	Err     error     // EventError
+	Err     error // EventError
 }
