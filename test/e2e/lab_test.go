@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gingham-net/gingham/internal/testenv"
@@ -166,5 +167,155 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 	}
 }
 
-var _ = fmt.Sprintf
-var _ client.Object = (*corev1.Pod)(nil)
+
+// Environment of the helper process TestLabHelperAPIProbe.
+const (
+	helperEnv     = "GINGHAM_LAB_HELPER"
+	helperKubecfg = "GINGHAM_LAB_HELPER_KUBECONFIG"
+)
+
+// TestLabHelperAPIProbe is not a test: TestLabHarnessAPIProxy runs the
+// test binary inside a node namespace with this test selected, to prove a
+// process there reaches the API server through the namespace's proxy.
+func TestLabHelperAPIProbe(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("helper process for TestLabHarnessAPIProxy")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv(helperKubecfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes corev1.NodeList
+	if err := c.List(context.Background(), &nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		fmt.Printf("node=%s\n", n.Name)
+	}
+}
+
+// TestLabHarnessAPIProxy checks that a process inside every node
+// namespace reaches the API server (on host loopback) with the lab's node
+// kubeconfig, through the per-namespace proxy on 127.0.0.1:6443.
+func TestLabHarnessAPIProxy(t *testing.T) {
+	needRoot(t)
+	env := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 2)
+	lab := newLab(t, ctx, spec)
+	if err := lab.StartAPIProxies(env.Config, env.Kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.RegisterNodes(ctx, env.Client); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range spec.Nodes {
+		cmd := labnet.Command(ctx, lab.NS(n.Name), os.Args[0], "-test.run=^TestLabHelperAPIProbe$", "-test.v")
+		cmd.Env = append(os.Environ(), helperEnv+"=1", helperKubecfg+"="+lab.NodeKubeconfig())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("API from %s: %v\n%s", n.Name, err, out)
+		}
+		for _, want := range spec.Nodes {
+			if !strings.Contains(string(out), "node="+want.Name+"\n") {
+				t.Errorf("API from %s: node %s not listed:\n%s", n.Name, want.Name, out)
+			}
+		}
+	}
+	// Without the proxy the namespace has no API server.
+	if _, err := labnet.Run(ctx, lab.NS("switch"), "busybox", "nc", "-w", "1", "127.0.0.1", "6443"); err == nil {
+		t.Errorf("API reachable from a namespace without a proxy")
+	}
+}
+
+// TestLabHarnessPodsThroughCNI creates pods the way a container runtime
+// does (Pod object, netns, CNI ADD inside the node namespace), with the
+// reference ptp + host-local plugins standing in for gingham, routes the
+// nodes' pod subnets statically, and checks the full connectivity matrix,
+// the Pod objects and CNI DEL. It proves the lab's pod and matrix
+// machinery independently of the agent.
+func TestLabHarnessPodsThroughCNI(t *testing.T) {
+	needRoot(t, "/usr/lib/cni/ptp", "/usr/lib/cni/host-local", "busybox")
+	env := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
+	lab := newLab(t, ctx, spec)
+	if err := lab.StartAPIProxies(env.Config, env.Kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.RegisterNodes(ctx, env.Client); err != nil {
+		t.Fatal(err)
+	}
+	subnet := func(node string) netip.Prefix {
+		for i, n := range spec.Nodes {
+			if n.Name == node {
+				return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, byte(i + 1), 0}), 24)
+			}
+		}
+		return netip.Prefix{}
+	}
+	opts := labnet.CNIOptions{Plugin: "ptp", HostLocal: subnet}
+	// Static routes stand in for BGP: every node routes the others' subnets.
+	for _, n := range spec.Nodes {
+		for _, o := range spec.Nodes {
+			if o.Name != n.Name {
+				if _, err := lab.Run(ctx, n.Name, "ip", "route", "add", subnet(o.Name).String(), "via", o.Addr.Addr().String()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var pods []*labnet.Pod
+	for _, n := range spec.Nodes {
+		for _, suffix := range []string{"a", "b"} {
+			p, err := lab.CreatePod(ctx, env.Client, n.Name, "default", n.Name+"-"+suffix, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !subnet(n.Name).Contains(p.IP) {
+				t.Errorf("pod %s got %s outside its node's subnet %s", p, p.IP, subnet(n.Name))
+			}
+			var obj corev1.Pod
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: p.Name}, &obj); err != nil {
+				t.Fatal(err)
+			}
+			if obj.Spec.NodeName != n.Name || obj.Status.PodIP != p.IP.String() {
+				t.Errorf("pod object %s: nodeName %q podIP %q, want %q %q", p, obj.Spec.NodeName, obj.Status.PodIP, n.Name, p.IP)
+			}
+			pods = append(pods, p)
+		}
+	}
+	m, err := labnet.CheckMatrix(ctx, pods, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("connectivity matrix:\n%s", m)
+	if !m.Complete() {
+		t.Errorf("matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
+	}
+	// A broken path must show up in the matrix, or it proves nothing.
+	if _, err := lab.Run(ctx, spec.Nodes[0].Name, "ip", "route", "del", subnet(spec.Nodes[1].Name).String()); err != nil {
+		t.Fatal(err)
+	}
+	m, err = labnet.CheckMatrix(ctx, pods[:4], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Passed(), 4; got != want { // only the pairs within a node
+		t.Errorf("after removing a route: %d pairs OK, want %d:\n%s", got, want, m)
+	}
+	for _, p := range pods {
+		if err := lab.DeletePod(ctx, env.Client, p, opts); err != nil {
+			t.Error(err)
+		}
+	}
+	if left, _ := labnet.ListNetNS(spec.Prefix + "pod-"); len(left) > 0 {
+		t.Errorf("pod namespaces left after CNI DEL: %v", left)
+	}
+}

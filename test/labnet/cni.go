@@ -66,7 +66,8 @@ func (l *Lab) Conflist(node string, opts CNIOptions) ([]byte, error) {
 	ipam := map[string]any{"type": "gingham-ipam", "kubeconfig": d.Kubeconfig, "nodename": node}
 	if opts.HostLocal != nil {
 		ipam = map[string]any{"type": "host-local", "dataDir": filepath.Join(l.NodeDir(node), "host-local"),
-			"ranges": [][]map[string]string{{{"subnet": opts.HostLocal(node).String()}}}}
+			"ranges": [][]map[string]string{{{"subnet": opts.HostLocal(node).String()}}},
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}}}
 	}
 	b, err := json.Marshal(ipam)
 	if err != nil {
