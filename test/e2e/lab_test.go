@@ -167,7 +167,6 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 	}
 }
 
-
 // Environment of the helper process TestLabHelperAPIProbe.
 const (
 	helperEnv     = "GINGHAM_LAB_HELPER"
