@@ -63,7 +63,7 @@ type RouteTable struct {
 	now         func() time.Time
 
 	desired   []Target
-	firstSeen map[int]time.Time   // workload link index → when first seen
+	firstSeen map[int]time.Time    // workload link index → when first seen
 	conflicts map[netip.Prefix]int // prefix → foreign protocol already logged
 }
 
