@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/gingham-net/gingham/api/v1"
+	"github.com/gingham-net/gingham/api/model"
 	"github.com/gingham-net/gingham/api/validation"
 )
 
@@ -67,9 +68,11 @@ func (a *app) prepare(ctx context.Context, c client.Client, objs []sourced, op w
 		}
 		if res.Kind == "IPPool" {
 			var p v1.IPPool
-			// A pool that does not even decode is left to the API server,
-			// whose message names the field.
-			if runtime.DefaultUnstructuredConverter.FromUnstructured(s.Obj.Object, &p) == nil {
+			// A pool that fails the single-object rules is left to the API
+			// server, whose CEL rules are the same and whose message names
+			// the field; only pools valid on their own are checked against
+			// the others.
+			if runtime.DefaultUnstructuredConverter.FromUnstructured(s.Obj.Object, &p) == nil && validOnItsOwn(&p) {
 				pools = append(pools, p)
 				poolItems = append(poolItems, it)
 			}
@@ -91,6 +94,11 @@ func (a *app) prepare(ctx context.Context, c client.Client, objs []sourced, op w
 		}
 	}
 	return items, ok
+}
+
+func validOnItsOwn(p *v1.IPPool) bool {
+	_, err := model.PoolFromAPI(p)
+	return err == nil
 }
 
 // clusterPools reads what pools are checked against.
