@@ -1,0 +1,122 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/gingham-net/gingham/api/v1"
+)
+
+// detectNodeIP returns the first global IPv4 address (with its prefix) of
+// an interface that is up and not one of ours (cali*, tunl0) — Calico's
+// "first-found" autodetection.
+func detectNodeIP(ifacePrefix string) (netip.Prefix, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("list interfaces: %w", err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 ||
+			strings.HasPrefix(ifc.Name, ifacePrefix) || ifc.Name == "tunl0" {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP.To4())
+			if !ok || !ip.IsGlobalUnicast() {
+				continue
+			}
+			ones, _ := ipn.Mask.Size()
+			return netip.PrefixFrom(ip, ones), nil
+		}
+	}
+	return netip.Prefix{}, errors.New("no global IPv4 address on any interface (set GINGHAM_IP)")
+}
+
+// registerNode records this node's BGP identity as annotations on its
+// Kubernetes Node, waiting for the Node to exist (the kubelet creates it).
+func registerNode(ctx context.Context, c client.Client, cfg Config, ip netip.Prefix, log *zap.Logger) error {
+	ann := map[string]any{v1.AnnotationIPv4Address: ip.String()}
+	if cfg.ASNumber != 0 {
+		ann[v1.AnnotationASNumber] = strconv.FormatUint(uint64(cfg.ASNumber), 10)
+	} else {
+		ann[v1.AnnotationASNumber] = nil
+	}
+	if cfg.RRClusterID != "" {
+		ann[v1.AnnotationRouteReflectorClusterID] = cfg.RRClusterID
+	} else {
+		ann[v1.AnnotationRouteReflectorClusterID] = nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	if err != nil {
+		return fmt.Errorf("encode node annotations: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cfg.NodeName}}
+		err := c.Patch(ctx, n, client.RawPatch(types.MergePatchType, patch))
+		if err == nil {
+			log.Info("node registered", zap.String("ipv4Address", ip.String()), zap.Uint32("asNumber", cfg.ASNumber))
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("annotate node %s: %w", cfg.NodeName, err)
+		}
+		if attempt%10 == 0 {
+			log.Warn("waiting for the Kubernetes Node object to exist", zap.String("node", cfg.NodeName))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("annotate node %s: %w", cfg.NodeName, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ensureDefaultPool creates the default IPv4 pool from the configuration
+// (GINGHAM_IPV4POOL_*) when no pool exists yet, as calico-node does.
+func ensureDefaultPool(ctx context.Context, c client.Client, cfg Config, log *zap.Logger) error {
+	if cfg.DefaultPoolCIDR == "" {
+		return nil
+	}
+	var pools v1.IPPoolList
+	if err := c.List(ctx, &pools); err != nil {
+		return fmt.Errorf("list IPPools: %w", err)
+	}
+	if len(pools.Items) > 0 {
+		return nil
+	}
+	bs := cfg.DefaultBlockSize
+	pool := &v1.IPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "default-ipv4-ippool"},
+		Spec: v1.IPPoolSpec{
+			CIDR: cfg.DefaultPoolCIDR, BlockSize: &bs, IPIPMode: v1.EncapMode(cfg.DefaultPoolIPIP),
+			NATOutgoing: cfg.DefaultPoolNAT, NodeSelector: v1.DefaultNodeSelector,
+		},
+	}
+	if err := c.Create(ctx, pool); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create default IPPool %s: %w", cfg.DefaultPoolCIDR, err)
+	}
+	log.Info("created default IPPool", zap.String("cidr", cfg.DefaultPoolCIDR), zap.String("ipipMode", cfg.DefaultPoolIPIP))
+	return nil
+}
