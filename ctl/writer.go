@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/model"
+	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/validation"
 )
 
