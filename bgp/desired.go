@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/model"
+	v1 "github.com/gingham-net/gingham/api/v1"
 )
 
 // ebgpMultihopTTL is the TTL of eBGP sessions without TTL security, as

@@ -6,9 +6,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/model"
 	"github.com/gingham-net/gingham/api/selector"
+	v1 "github.com/gingham-net/gingham/api/v1"
 )
 
 var netipCmp = cmp.Options{
@@ -86,10 +86,10 @@ func TestDesiredPeers(t *testing.T) {
 			want: []PeerConfig{},
 		},
 		{
-			name: "per-node AS makes mesh sessions eBGP with multihop",
+			name:  "per-node AS makes mesh sessions eBGP with multihop",
 			local: n1, cfg: cfg,
 			nodes: []model.Node{n1, func() model.Node { n := n2; n.ASNumber = 65002; return n }()},
-			want: []PeerConfig{func() PeerConfig { p := meshPeer(n1, n2, false); p.ASN = 65002; p.Multihop = 255; return p }()},
+			want:  []PeerConfig{func() PeerConfig { p := meshPeer(n1, n2, false); p.ASN = 65002; p.Multihop = 255; return p }()},
 		},
 		{
 			name: "global peer plus mesh", local: n1, nodes: []model.Node{n1, n2}, peers: []model.Peer{tor}, cfg: cfg,
@@ -98,17 +98,22 @@ func TestDesiredPeers(t *testing.T) {
 		{
 			name: "nodeSelector peer applies to matching nodes only", local: node("n1", "10.0.0.1", "rack", "r1"),
 			peers: []model.Peer{torRack1}, cfg: noMesh,
-			want:  []PeerConfig{torWant(n1, PeerTypeNodeSpecific)},
+			want: []PeerConfig{torWant(n1, PeerTypeNodeSpecific)},
 		},
 		{
 			name: "nodeSelector peer skips other racks", local: node("n1", "10.0.0.1", "rack", "r2"),
 			peers: []model.Peer{torRack1}, cfg: noMesh, want: []PeerConfig{},
 		},
 		{
-			name: "route reflector: clients are RR clients, RRs of the same cluster non-clients, RR out of mesh",
+			name:  "route reflector: clients are RR clients, RRs of the same cluster non-clients, RR out of mesh",
 			local: rr(node("r1", "10.0.0.10"), "1.0.0.1"), cfg: cfg,
 			nodes: []model.Node{n1, rr(node("r2", "10.0.0.11"), "1.0.0.1"), rr(node("r1", "10.0.0.10"), "1.0.0.1")},
-			peers: []model.Peer{rrPeering, func() model.Peer { p := defaultPeer("rr-mesh"); p.NodeSelector = sel("has(rr)"); p.PeerSelector = sel("has(rr)"); return p }()},
+			peers: []model.Peer{rrPeering, func() model.Peer {
+				p := defaultPeer("rr-mesh")
+				p.NodeSelector = sel("has(rr)")
+				p.PeerSelector = sel("has(rr)")
+				return p
+			}()},
 			want: []PeerConfig{
 				{Address: a("10.0.0.1"), Port: 179, ASN: 64512, LocalASN: 64512, Type: PeerTypeRouteReflector, Node: "n1", Source: "rr-clients",
 					Passive: true, RRClient: true, ClusterID: a("1.0.0.1"), RestartTime: model.DefaultRestartTime,
@@ -119,7 +124,7 @@ func TestDesiredPeers(t *testing.T) {
 			},
 		},
 		{
-			name: "route reflector client: reverse peering to the RR, mesh with non-RRs only",
+			name:  "route reflector client: reverse peering to the RR, mesh with non-RRs only",
 			local: n1, nodes: []model.Node{n1, n2, rr(node("r1", "10.0.0.10"), "1.0.0.1")}, peers: []model.Peer{rrPeering}, cfg: cfg,
 			want: []PeerConfig{
 				meshPeer(n1, n2, false),
@@ -139,7 +144,12 @@ func TestDesiredPeers(t *testing.T) {
 		},
 		{
 			name: "mesh password and restart time come from the configuration", local: n1, nodes: []model.Node{n1, n2},
-			cfg: func() model.BGPConfig { c := cfg; c.MeshPassword = model.SecretRef{Name: "s", Key: "k"}; c.MeshRestartTime = 30e9; return c }(),
+			cfg: func() model.BGPConfig {
+				c := cfg
+				c.MeshPassword = model.SecretRef{Name: "s", Key: "k"}
+				c.MeshRestartTime = 30e9
+				return c
+			}(),
 			want: []PeerConfig{func() PeerConfig {
 				p := meshPeer(n1, n2, false)
 				p.PasswordRef, p.RestartTime = model.SecretRef{Name: "s", Key: "k"}, 30e9
@@ -195,7 +205,9 @@ func TestDesiredPaths(t *testing.T) {
 	p := func(s string, cs ...model.Community) Path {
 		return Path{Prefix: netip.MustParsePrefix(s), NextHop: a("10.0.0.1"), Communities: cs}
 	}
-	aff := func(s string, st v1.BlockAffinityState) Affinity { return Affinity{CIDR: netip.MustParsePrefix(s), State: st} }
+	aff := func(s string, st v1.BlockAffinityState) Affinity {
+		return Affinity{CIDR: netip.MustParsePrefix(s), State: st}
+	}
 
 	cases := []struct {
 		name  string

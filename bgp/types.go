@@ -145,10 +145,8 @@ func nodeSuffix(n string) string {
 type LearnedRoute struct {
 	Prefix   netip.Prefix
 	NextHops []netip.Addr // sorted, distinct
-	// FromPeer is the peer of the first path (they tie for ECMP).
+	// FromPeer is the lowest address among the peers of the tied paths.
 	FromPeer netip.Addr
-	// Stale: every path is kept only by graceful restart.
-	Stale bool
 }
 
 // SessionState is a BGP FSM state.
