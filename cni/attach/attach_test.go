@@ -1,0 +1,188 @@
+package attach_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gingham-net/gingham/cni/attach"
+	"github.com/gingham-net/gingham/cni/attach/attachtest"
+	"github.com/gingham-net/gingham/internal/netlinkx"
+	"github.com/gingham-net/gingham/internal/netns"
+	"github.com/gingham-net/gingham/internal/netns/netnstest"
+)
+
+func TestMain(m *testing.M) {
+	attachtest.ServeIfPlugin()
+	os.Exit(m.Run())
+}
+
+func TestHostVethName(t *testing.T) {
+	// sha1("default.nginx") = 0f3a6bf4a9c...: the name must match the agent's.
+	got := attach.HostVethName("cali", "default", "nginx")
+	if len(got) != 15 || !strings.HasPrefix(got, "cali") {
+		t.Fatalf("HostVethName = %q", got)
+	}
+	if attach.HostVethName("cali", "default", "nginx") != got || attach.HostVethName("cali", "default", "nginy") == got {
+		t.Fatal("HostVethName is not a function of namespace and pod")
+	}
+}
+
+func conf(t *testing.T, extra string) []byte {
+	dir := t.TempDir()
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"gingham","stateDir":%q,%s
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/26"}]]}}`, dir, extra, filepath.Join(dir, "ipam")))
+}
+
+func TestPrivilegedAddCheckDel(t *testing.T) {
+	netnstest.Privileged(t)
+	host := netnstest.New(t, "h")
+	pod := netnstest.New(t, "p")
+	c := conf(t, `"mtu":1400,`)
+	plugin := attachtest.Self(host)
+	call := attachtest.Call{ContainerID: "c1", Netns: pod.Path(), IfName: "eth0", Args: attachtest.PodArgs("default", "web"), Conf: c}
+
+	call.Command = "ADD"
+	out, err := plugin.Run(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		IPs []struct{ Address string } `json:"ips"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.IPs) != 1 {
+		t.Fatalf("ADD result %s: %v", out, err)
+	}
+	podIP := netip.MustParsePrefix(res.IPs[0].Address).Addr()
+	vethName := attach.HostVethName("cali", "default", "web")
+
+	hh, err := netlinkx.Open(host.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hh.Close()
+	hl, err := hh.LinkByName(vethName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hl.MAC.String() != "ee:ee:ee:ee:ee:ee" || hl.MTU != 1400 || !hl.Up {
+		t.Errorf("host veth = %+v", hl)
+	}
+	routes, err := hh.RouteList(netlinkx.RouteFilter{LinkIndex: hl.Index})
+	if err != nil || len(routes) != 1 || routes[0].Dst != netip.PrefixFrom(podIP, 32) || routes[0].Protocol != 96 || routes[0].Scope != netlinkx.ScopeLink {
+		t.Errorf("host routes = %+v, %v", routes, err)
+	}
+	for _, key := range []string{"conf/" + vethName + "/proxy_arp", "neigh/" + vethName + "/proxy_delay", "conf/" + vethName + "/forwarding"} {
+		want := "1"
+		if strings.HasPrefix(key, "neigh") {
+			want = "0"
+		}
+		if got := sysctlIn(t, host, "net/ipv4/"+key); got != want {
+			t.Errorf("%s = %s, want %s", key, got, want)
+		}
+	}
+	podRoutes := ipOut(t, pod, "route", "show")
+	for _, want := range []string{"default via 169.254.1.1 dev eth0", "169.254.1.1 dev eth0 scope link"} {
+		if !strings.Contains(podRoutes, want) {
+			t.Errorf("pod routes lack %q:\n%s", want, podRoutes)
+		}
+	}
+	if a := ipOut(t, pod, "addr", "show", "eth0"); !strings.Contains(a, podIP.String()+"/32") {
+		t.Errorf("pod address:\n%s", a)
+	}
+
+	// CHECK passes on the result ADD gave, and fails once a route is gone.
+	check := call
+	check.Command = "CHECK"
+	check.Conf = withPrev(t, c, out)
+	if _, err := plugin.Run(check); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	ipOut(t, pod, "route", "del", "default")
+	if _, err := plugin.Run(check); err == nil {
+		t.Fatal("CHECK passed without the default route")
+	}
+
+	// DEL twice: both succeed, veth and allocation gone.
+	del := call
+	del.Command = "DEL"
+	for i := 0; i < 2; i++ {
+		if _, err := plugin.Run(del); err != nil {
+			t.Fatalf("DEL %d: %v", i, err)
+		}
+	}
+	if _, err := hh.LinkByName(vethName); err == nil {
+		t.Error("host veth survived DEL")
+	}
+	// host-local keeps one file per allocation: it must be gone.
+	var cfg struct {
+		StateDir string `json:"stateDir"`
+	}
+	_ = json.Unmarshal(c, &cfg)
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network", podIP.String())); !os.IsNotExist(err) {
+		t.Errorf("allocation of %s not released: %v", podIP, err)
+	}
+}
+
+func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
+	netnstest.Privileged(t)
+	host := netnstest.New(t, "h")
+	c := conf(t, "")
+	plugin := attachtest.Self(host)
+	// A netns path that does not exist: ADD fails after IPAM ADD.
+	call := attachtest.Call{Command: "ADD", ContainerID: "c1", Netns: "/run/netns/does-not-exist", IfName: "eth0", Args: attachtest.PodArgs("default", "x"), Conf: c}
+	if _, err := plugin.Run(call); err == nil {
+		t.Fatal("ADD into a missing netns succeeded")
+	}
+	var cfg struct {
+		StateDir string `json:"stateDir"`
+	}
+	_ = json.Unmarshal(c, &cfg)
+	ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "10.") {
+			t.Errorf("allocation %s leaked after failed ADD", e.Name())
+		}
+	}
+}
+
+func withPrev(t *testing.T, conf, result []byte) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(conf, &m); err != nil {
+		t.Fatal(err)
+	}
+	var r any
+	if err := json.Unmarshal(result, &r); err != nil {
+		t.Fatal(err)
+	}
+	m["prevResult"] = r
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func ipOut(t *testing.T, ns *netns.NS, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", netnstest.Name(ns)}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func sysctlIn(t *testing.T, ns *netns.NS, key string) string {
+	t.Helper()
+	var v string
+	if err := ns.Do(func() error {
+		b, err := os.ReadFile("/proc/sys/" + key)
+		v = strings.TrimSpace(string(b))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -1,0 +1,86 @@
+// Package attachtest runs a CNI plugin binary exactly as a container runtime
+// does (environment variables, config on stdin, result on stdout), from
+// inside a chosen "host" network namespace. Test binaries can serve as the
+// gingham plugin themselves: call ServeIfPlugin first in TestMain.
+package attachtest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/gingham-net/gingham/cni/attach"
+	"github.com/gingham-net/gingham/internal/netns"
+)
+
+const selfEnv = "GINGHAM_TEST_RUN_AS_CNI_PLUGIN"
+
+// ReferencePath is where Debian's containernetworking-plugins live.
+const ReferencePath = "/usr/lib/cni"
+
+// ServeIfPlugin runs the gingham plugin and exits when this process was
+// started by Self's Runner.
+func ServeIfPlugin() {
+	if os.Getenv(selfEnv) == "1" {
+		attach.Main()
+		os.Exit(0)
+	}
+}
+
+// Runner executes one plugin.
+type Runner struct {
+	Bin  string
+	Env  []string
+	Host *netns.NS // namespace the plugin runs in; nil: the caller's
+}
+
+// Self is a Runner for this test binary acting as the gingham plugin.
+func Self(host *netns.NS) Runner {
+	return Runner{Bin: os.Args[0], Env: []string{selfEnv + "=1"}, Host: host}
+}
+
+// Reference is a Runner for a plugin of containernetworking-plugins.
+func Reference(host *netns.NS, name string) Runner {
+	return Runner{Bin: ReferencePath + "/" + name, Host: host}
+}
+
+// Call is one invocation.
+type Call struct {
+	Command     string // ADD, DEL, CHECK, STATUS, VERSION
+	ContainerID string
+	Netns       string
+	IfName      string
+	Args        string // CNI_ARGS
+	Conf        []byte
+}
+
+// PodArgs formats the Kubernetes CNI_ARGS.
+func PodArgs(namespace, pod string) string {
+	return fmt.Sprintf("IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s", namespace, pod)
+}
+
+// Run executes c and returns stdout.
+func (r Runner) Run(c Call) ([]byte, error) {
+	cmd := exec.Command(r.Bin)
+	cmd.Env = append(os.Environ(), r.Env...)
+	cmd.Env = append(cmd.Env,
+		"CNI_COMMAND="+c.Command, "CNI_CONTAINERID="+c.ContainerID, "CNI_NETNS="+c.Netns,
+		"CNI_IFNAME="+c.IfName, "CNI_ARGS="+c.Args, "CNI_PATH="+ReferencePath)
+	cmd.Stdin = bytes.NewReader(c.Conf)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	run := func() error { return cmd.Run() }
+	var err error
+	if r.Host != nil {
+		// Forked from the locked thread inside Do: the child starts in Host.
+		err = r.Host.Do(run)
+	} else {
+		err = run()
+	}
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("%s %s: %w: %s %s", r.Bin, c.Command, err, strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
