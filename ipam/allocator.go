@@ -126,10 +126,6 @@ func (a *Allocator) Assign(ctx context.Context, req AssignRequest) (addr netip.A
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("assign %s: %w", req.Handle, err)
 	}
-	cfg, err := a.config(ctx)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("assign %s: %w", req.Handle, err)
-	}
 	attrs := maps.Clone(req.Attrs)
 	if attrs == nil {
 		attrs = map[string]string{}
@@ -181,6 +177,10 @@ func (a *Allocator) Assign(ctx context.Context, req AssignRequest) (addr netip.A
 	}
 
 	// 2. A new block.
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("assign %s: %w", req.Handle, err)
+	}
 	maxBlocks := int(cfg.MaxBlocksPerHost)
 	if maxBlocks <= 0 {
 		maxBlocks = DefaultMaxBlocksPerHost
@@ -269,20 +269,17 @@ func (a *Allocator) assignFromBlock(ctx context.Context, cidr netip.Prefix, hand
 // its address in.
 func (a *Allocator) recordHandle(ctx context.Context, handle string, cidr netip.Prefix) error {
 	key := cidr.String()
+	// Most handles are new: try to create first.
+	h := v1.IPAMHandle{Spec: v1.IPAMHandleSpec{HandleID: handle, Block: map[string]int{key: 1}}}
+	h.Name = HandleName(handle)
+	if err := a.store.Create(ctx, &h); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrAlreadyExists) {
+		return fmt.Errorf("create handle %s: %w", handle, err)
+	}
 	return retryConflict(ctx, a.tries, "record handle "+handle, func() error {
 		var h v1.IPAMHandle
-		err := a.store.Get(ctx, HandleName(handle), &h)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			h = v1.IPAMHandle{Spec: v1.IPAMHandleSpec{HandleID: handle, Block: map[string]int{key: 1}}}
-			h.Name = HandleName(handle)
-			if err := a.store.Create(ctx, &h); errors.Is(err, ErrAlreadyExists) {
-				return fmt.Errorf("create handle %s: %w", handle, ErrConflict)
-			} else if err != nil {
-				return fmt.Errorf("create handle %s: %w", handle, err)
-			}
-			return nil
-		case err != nil:
+		if err := a.store.Get(ctx, HandleName(handle), &h); err != nil {
 			return fmt.Errorf("read handle %s: %w", handle, err)
 		}
 		if h.Spec.Block[key] > 0 && !h.Spec.Deleted {
