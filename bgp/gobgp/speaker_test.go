@@ -273,3 +273,9 @@ func TestNoGoroutineLeakAfterStop(t *testing.T) {
 		t.Errorf("%d goroutines after stop, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestProbeTCPMD5(t *testing.T) {
+	if err := ProbeTCPMD5(); err != nil {
+		t.Fatalf("this kernel supports TCP-MD5: %v", err)
+	}
+}
