@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 
 	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/internal/testenv"
+	"github.com/gingham-net/gingham/ipam"
 )
 
 var env *testenv.Env
@@ -31,15 +33,25 @@ type result struct {
 // server, as the binary would (the kubeconfig comes from --kubeconfig).
 func ginghamctl(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return ginghamctlWith(t, nil, stdin, args...)
+}
+
+// ginghamctlWith runs ginghamctl with the dependencies changed by with.
+func ginghamctlWith(t *testing.T, with func(*Deps), stdin string, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	if env != nil {
 		args = append(args, "--kubeconfig", env.Kubeconfig)
 	}
-	code := Run(context.Background(), args, Deps{
+	d := Deps{
 		Streams:  IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut},
 		Clients:  KubeClients{},
 		Hostname: func() (string, error) { return "e2e-node", nil },
-	})
+	}
+	if with != nil {
+		with(&d)
+	}
+	code := Run(context.Background(), args, d)
 	return result{code, out.String(), errOut.String()}
 }
 
@@ -48,6 +60,7 @@ type step struct {
 	name    string
 	stdin   string
 	args    []string
+	deps    func(*Deps) // changes to the default dependencies
 	code    int
 	out     []string // substrings of stdout
 	errOut  []string // substrings of stderr
@@ -58,7 +71,7 @@ type step struct {
 func runSteps(t *testing.T, steps []step) {
 	t.Helper()
 	for _, s := range steps {
-		r := ginghamctl(t, s.stdin, s.args...)
+		r := ginghamctlWith(t, s.deps, s.stdin, s.args...)
 		if r.code != s.code {
 			t.Fatalf("%s: ginghamctl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", s.name, strings.Join(s.args, " "), r.code, s.code, r.out, r.errOut)
 		}
@@ -215,11 +228,12 @@ func TestEndToEndStatusAndIPAM(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := &v1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "ipam-pool"}, Spec: v1.IPPoolSpec{CIDR: "10.244.0.0/16"}}
-	block := &v1.IPAMBlock{ObjectMeta: metav1.ObjectMeta{Name: "10-244-0-0-30"}, Spec: v1.IPAMBlockSpec{CIDR: "10.244.0.0/30", Affinity: ptr("host:e2e-node"),
+	bc := netip.MustParsePrefix("10.244.0.0/30")
+	block := &v1.IPAMBlock{ObjectMeta: metav1.ObjectMeta{Name: ipam.BlockName(bc)}, Spec: v1.IPAMBlockSpec{CIDR: "10.244.0.0/30", Affinity: ptr("host:e2e-node"),
 		Allocations: []*int{ptr(0), nil, nil, nil}, Unallocated: []int{1, 2, 3},
 		Attributes: []v1.AllocationAttribute{{HandleID: ptr("h1"), Secondary: map[string]string{"pod": "web-1", "namespace": "default", "node": "e2e-node"}}}}}
-	aff := &v1.BlockAffinity{ObjectMeta: metav1.ObjectMeta{Name: "e2e-node-10-244-0-0-30"}, Spec: v1.BlockAffinitySpec{State: v1.AffinityConfirmed, Node: "e2e-node", CIDR: "10.244.0.0/30"}}
-	handle := &v1.IPAMHandle{ObjectMeta: metav1.ObjectMeta{Name: "h1"}, Spec: v1.IPAMHandleSpec{HandleID: "h1", Block: map[string]int{"10.244.0.0/30": 1}}}
+	aff := &v1.BlockAffinity{ObjectMeta: metav1.ObjectMeta{Name: ipam.AffinityName("e2e-node", bc)}, Spec: v1.BlockAffinitySpec{State: v1.AffinityConfirmed, Node: "e2e-node", CIDR: "10.244.0.0/30"}}
+	handle := &v1.IPAMHandle{ObjectMeta: metav1.ObjectMeta{Name: ipam.HandleName("h1")}, Spec: v1.IPAMHandleSpec{HandleID: "h1", Block: map[string]int{"10.244.0.0/30": 1}}}
 	for _, o := range []client.Object{pool, block, aff, handle} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -239,14 +253,30 @@ func TestEndToEndStatusAndIPAM(t *testing.T) {
 		{name: "ipam show", args: []string{"ipam", "show", "--show-blocks"}, out: []string{"| IP Pool  | 10.244.0.0/16 | 65536     | 1 (0%)     | 65535 (100%) |", "| Block    | 10.244.0.0/30 | 4         | 1 (25%)    | 3 (75%)      |"}},
 		{name: "ipam show ip", args: []string{"ipam", "show", "--ip", "10.244.0.0"}, out: []string{"IP 10.244.0.0 is in use", "Handle ID: h1", "pod: web-1"}},
 		{name: "ipam check finds the leak", args: []string{"ipam", "check"}, code: 1, out: []string{"leaked-ip", "default/web-1", "Check complete; found 1 problems."}, errOut: []string{"found 1 problem"}},
-		{name: "ipam release unavailable", args: []string{"ipam", "release", "--ip", "10.244.0.0"}, code: 1, errOut: []string{"not available in this ginghamctl build"}},
 	})
 	r := ginghamctl(t, "", "ipam", "check", "-o", "json")
 	var rep CheckReport
 	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || r.code != 1 || len(rep.Problems) != 1 || rep.Problems[0].Type != "leaked-ip" {
 		t.Errorf("ipam check -o json: exit %d, report %+v, err %v\n%s", r.code, rep, err, r.out)
 	}
+	runSteps(t, []step{
+		{name: "ipam release unavailable", args: []string{"ipam", "release", "--ip", "10.244.0.0"}, code: 1, errOut: []string{"not available in this ginghamctl build"}},
+		{name: "ipam release", deps: withIPAM, args: []string{"ipam", "release", "--ip", "10.244.0.0"}, out: []string{"Successfully released IP address 10.244.0.0"}},
+		{name: "released address is free", args: []string{"ipam", "show", "--ip", "10.244.0.0"}, out: []string{"IP 10.244.0.0 is not assigned"}},
+		{name: "delete pool releases affinities", deps: withIPAM, args: []string{"delete", "ippool", "ipam-pool"}, out: []string{"Successfully deleted 1 'IPPool' resource(s)"}, noErr: true},
+	})
+	var affs v1.BlockAffinityList
+	if err := env.Client.List(ctx, &affs); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range affs.Items {
+		if a.Spec.Node == "e2e-node" && a.Spec.State == v1.AffinityConfirmed {
+			t.Errorf("affinity %s still confirmed after its pool was deleted", a.Name)
+		}
+	}
 }
+
+func withIPAM(d *Deps) { d.IPAM = AllocatorIPAM }
 
 // TestKubeconfigLoading: without --kubeconfig, $KUBECONFIG, then
 // ~/.kube/config are used, as kubectl does.

@@ -17,6 +17,7 @@ func main() {
 		Streams:        ctl.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
 		Clients:        ctl.KubeClients{},
 		Hostname:       os.Hostname,
+		IPAM:           ctl.AllocatorIPAM,
 		PoolDrainDelay: 500 * time.Millisecond,
 	})
 	stop()
