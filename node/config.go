@@ -20,6 +20,7 @@ import (
 type Config struct {
 	NodeName         string        // GINGHAM_NODENAME: this node's Kubernetes Node name
 	Kubeconfig       string        // GINGHAM_KUBECONFIG: empty means in-cluster
+	Namespace        string        // GINGHAM_NAMESPACE: the agent's namespace (BGP password Secrets, GC Lease)
 	LogLevel         zapcore.Level // GINGHAM_LOG_LEVEL
 	LogJSON          bool          // GINGHAM_LOG_JSON
 	NodeIP           netip.Prefix  // GINGHAM_IP: this node's BGP address with prefix length
@@ -53,6 +54,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	host, _ := os.Hostname()
 	nodeName := fs.String("node-name", env("GINGHAM_NODENAME", host), "Kubernetes Node name of this node (GINGHAM_NODENAME)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("GINGHAM_KUBECONFIG", env("KUBECONFIG", "")), "kubeconfig path; empty for in-cluster (GINGHAM_KUBECONFIG)")
+	fs.StringVar(&c.Namespace, "namespace", env("GINGHAM_NAMESPACE", "gingham-system"), "the agent's namespace: BGP password Secrets and the IPAM GC Lease live here (GINGHAM_NAMESPACE)")
 	level := fs.String("log-level", env("GINGHAM_LOG_LEVEL", "info"), "debug, info, warning or error (GINGHAM_LOG_LEVEL)")
 	logJSON := fs.String("log-json", env("GINGHAM_LOG_JSON", "false"), "log as JSON (GINGHAM_LOG_JSON)")
 	ip := fs.String("ip", env("GINGHAM_IP", ""), "node address with prefix length, e.g. 10.0.0.5/24 (GINGHAM_IP)")

@@ -1,0 +1,343 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gingham-net/gingham/api/model"
+	v1 "github.com/gingham-net/gingham/api/v1"
+	"github.com/gingham-net/gingham/bgp"
+	"github.com/gingham-net/gingham/bgp/gobgp"
+	"github.com/gingham-net/gingham/cni/attach"
+	"github.com/gingham-net/gingham/felix"
+	"github.com/gingham-net/gingham/internal/kube"
+	"github.com/gingham-net/gingham/internal/version"
+)
+
+// statusInterval is how often the node status resource is rewritten.
+const statusInterval = 10 * time.Second
+
+// agent is one running gingham-node. Its run loop is the only goroutine
+// that touches learned, lastPeers and the status fields; callbacks from the
+// speaker and the informers only poke channels.
+type agent struct {
+	cfg     Config
+	log     *zap.Logger
+	client  client.Client
+	watch   *watcher
+	dp      *felix.Dataplane
+	speaker *gobgp.Speaker
+	health  *health
+	nodeIP  netip.Prefix
+
+	learnedCh chan []bgp.LearnedRoute // latest learned set, capacity 1
+	sessionCh chan struct{}
+
+	learned    []bgp.LearnedRoute
+	lastPeers  []bgp.PeerConfig
+	lastStatus time.Time
+	tunnelUp   bool
+}
+
+// Run runs the agent until ctx ends. On the way out it stops the speaker
+// the graceful-restart way (no Cease) and leaves every route in the kernel.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	log = log.With(zap.String("node", cfg.NodeName))
+	log.Info("gingham-node starting", zap.String("version", version.Version))
+	rc, err := RESTConfig(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(rc, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		return fmt.Errorf("create API client: %w", err)
+	}
+	nodeIP := cfg.NodeIP
+	if !nodeIP.IsValid() {
+		if nodeIP, err = detectNodeIP(cfg.InterfacePrefix); err != nil {
+			return fmt.Errorf("autodetect node address: %w", err)
+		}
+	}
+	if err := registerNode(ctx, c, cfg, nodeIP, log); err != nil {
+		return err
+	}
+	if err := ensureDefaultPool(ctx, c, cfg, log); err != nil {
+		return err
+	}
+	w, err := newWatcher(rc, cfg.NodeName, log)
+	if err != nil {
+		return err
+	}
+	if err := w.start(ctx); err != nil {
+		return err
+	}
+
+	a := &agent{cfg: cfg, log: log, client: c, watch: w, nodeIP: nodeIP,
+		health: newHealth(3 * statusInterval), learnedCh: make(chan []bgp.LearnedRoute, 1), sessionCh: make(chan struct{}, 1)}
+	reg := prometheus.NewRegistry()
+	if err := serveHealth(ctx, cfg.HealthAddr, a.health, reg, log); err != nil {
+		return err
+	}
+
+	// Pods whose routes are still in the kernel mean this start follows a
+	// restart with forwarding preserved: only then ask peers for GR time.
+	discovered, err := felix.DiscoverEndpoints(nil, cfg.InterfacePrefix)
+	if err != nil {
+		log.Warn("cannot read existing endpoints from the kernel", zap.Error(err))
+	}
+	restarting := len(discovered) > 0
+
+	a.dp, err = felix.New(felix.WithLogger(log), felix.WithProtocol(cfg.RouteProtocol),
+		felix.WithResyncInterval(cfg.ResyncInterval), felix.WithInterfacePrefix(cfg.InterfacePrefix))
+	if err != nil {
+		return fmt.Errorf("create dataplane: %w", err)
+	}
+	dpDone := make(chan error, 1)
+	go func() { dpDone <- a.dp.Run(ctx) }()
+
+	if err := os.MkdirAll(filepath.Dir(cfg.BGPSocket), 0o750); err != nil {
+		return fmt.Errorf("create BGP socket directory: %w", err)
+	}
+	a.speaker = gobgp.New(gobgp.Options{Logger: log, SocketPath: cfg.BGPSocket,
+		OnLearned: func(r []bgp.LearnedRoute) {
+			select { // keep only the newest set
+			case <-a.learnedCh:
+			default:
+			}
+			a.learnedCh <- r
+		},
+		OnSessionChange: func() { poke(a.sessionCh) },
+	})
+	snap, err := w.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	bgpCfg := a.bgpConfig(snap)
+	asn := bgpCfg.ASNumber
+	if cfg.ASNumber != 0 {
+		asn = cfg.ASNumber
+	}
+	if err := a.speaker.Start(ctx, bgp.GlobalConfig{RouterID: nodeIP.Addr(), ASN: asn,
+		ListenPort: int32(bgpCfg.ListenPort), Restarting: restarting}); err != nil {
+		return fmt.Errorf("start BGP speaker: %w", err)
+	}
+	if col, err := a.speaker.Collector(); err == nil {
+		reg.MustRegister(col)
+	}
+	log.Info("agent running", zap.Bool("restarting", restarting), zap.Uint32("asn", asn), zap.String("nodeIP", nodeIP.String()))
+
+	loopErr := a.loop(ctx)
+
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.speaker.Stop(stopCtx, false); err != nil {
+		log.Warn("stop BGP speaker", zap.Error(err))
+	}
+	a.writeStatus(stopCtx, "Stopping", nil)
+	if err := <-dpDone; err != nil && loopErr == nil {
+		loopErr = err
+	}
+	log.Info("gingham-node stopped; routes left in place for the next start")
+	return loopErr
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// loop recomputes the desired state on every change and periodically.
+func (a *agent) loop(ctx context.Context) error {
+	tick := time.NewTicker(statusInterval)
+	defer tick.Stop()
+	a.sync(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.watch.changed:
+		case a.learned = <-a.learnedCh:
+		case <-a.sessionCh:
+		case <-tick.C:
+		}
+		// Coalesce bursts of informer events into one pass.
+		time.Sleep(20 * time.Millisecond)
+		a.sync(ctx)
+	}
+}
+
+func (a *agent) bgpConfig(s Snapshot) model.BGPConfig {
+	var def, node *v1.BGPConfiguration
+	for i := range s.BGPConfigs {
+		switch s.BGPConfigs[i].Name {
+		case v1.DefaultBGPConfigName:
+			def = &s.BGPConfigs[i]
+		case v1.NodeBGPConfigPrefix + a.cfg.NodeName:
+			node = &s.BGPConfigs[i]
+		}
+	}
+	cfg, err := model.BGPConfigFromAPI(def, node)
+	if err != nil {
+		a.log.Error("invalid BGPConfiguration; using defaults", zap.Error(err))
+		return model.DefaultBGPConfig()
+	}
+	return cfg
+}
+
+// sync computes the desired state from the caches and hands it to the
+// dataplane and the speaker.
+func (a *agent) sync(ctx context.Context) {
+	s, err := a.watch.snapshot(ctx)
+	if err != nil {
+		a.health.set(false, "read API caches: "+err.Error())
+		return
+	}
+	for _, p := range s.Problems {
+		a.log.Warn("ignoring invalid object", zap.Error(p))
+	}
+	local := s.Local
+	if !local.IPv4.IsValid() { // our own annotation not yet in the cache
+		local.Name, local.IPv4 = a.cfg.NodeName, a.nodeIP
+	}
+	if a.cfg.ASNumber != 0 {
+		local.ASNumber = a.cfg.ASNumber
+	}
+	bgpCfg := a.bgpConfig(s)
+	peerModels, errs := model.Peers(s.BGPPeers)
+	for _, e := range errs {
+		a.log.Warn("ignoring invalid BGPPeer", zap.Error(e))
+	}
+	peers := bgp.DesiredPeers(local, s.Nodes, peerModels, bgpCfg)
+	peers = a.resolvePasswords(ctx, peers)
+	podIPs := make([]netip.Addr, 0, len(s.LocalPods))
+	for _, p := range s.LocalPods {
+		podIPs = append(podIPs, p.IP)
+	}
+	poolCIDRs := make([]netip.Prefix, 0, len(s.Pools))
+	for _, p := range s.Pools {
+		poolCIDRs = append(poolCIDRs, p.CIDR)
+	}
+	desired := bgp.Desired{Peers: peers, Paths: bgp.DesiredPaths(local, affinities(s.LocalBlocks), podIPs, s.Pools, bgpCfg), PoolCIDRs: poolCIDRs}
+	var problems []string
+	if err := a.speaker.Reconcile(ctx, desired); err != nil {
+		a.log.Warn("BGP reconcile incomplete; will retry", zap.Error(err))
+		problems = append(problems, "bgp: "+err.Error())
+	}
+	a.lastPeers = peers
+
+	discovered, err := felix.DiscoverEndpoints(nil, a.cfg.InterfacePrefix)
+	if err != nil {
+		a.log.Warn("read endpoints from the kernel", zap.Error(err))
+	}
+	vethName := func(ns, pod string) string { return attach.HostVethName(a.cfg.InterfacePrefix, ns, pod) }
+	routes, unavailable := remoteRoutes(a.learned, peers, s.Pools, bgpCfg.ServiceClusterIPs, local, a.tunnelUp)
+	for _, set := range []error{
+		a.dp.SetLocalEndpoints(ctx, localEndpoints(s.LocalPods, discovered, vethName)),
+		a.dp.SetLocalBlocks(ctx, s.LocalBlocks),
+		a.dp.SetNATPools(ctx, natPools(s.Pools)),
+		a.dp.SetRemoteRoutes(ctx, routes),
+	} {
+		if set != nil && ctx.Err() == nil {
+			problems = append(problems, "dataplane: "+set.Error())
+		}
+	}
+
+	ready, detail := a.readiness(ctx)
+	if len(problems) > 0 {
+		ready, detail = false, strings.Join(problems, "; ")
+	}
+	a.health.set(ready, detail)
+	if time.Since(a.lastStatus) >= statusInterval {
+		state := "Ready"
+		if !ready {
+			state = "Degraded"
+		}
+		a.writeStatus(ctx, state, unavailableList(unavailable, s.Pools))
+	}
+}
+
+// readiness is ready when every session that should be up is Established,
+// as Calico's readiness probe checks BIRD.
+func (a *agent) readiness(ctx context.Context) (bool, string) {
+	sessions, err := a.speaker.Sessions(ctx)
+	if err != nil {
+		return false, "bgp sessions: " + err.Error()
+	}
+	var down []string
+	for _, s := range sessions {
+		if s.State != bgp.StateEstablished {
+			down = append(down, fmt.Sprintf("%s (%s) %s", s.Peer, s.Type, s.State))
+		}
+	}
+	if len(down) > 0 {
+		return false, "BGP not established with " + strings.Join(down, ", ")
+	}
+	return true, fmt.Sprintf("ok: %d BGP sessions established", len(sessions))
+}
+
+func unavailableList(names map[string]bool, pools []model.Pool) []v1.PoolCondition {
+	var out []v1.PoolCondition
+	for _, p := range pools {
+		if names[p.Name] {
+			out = append(out, v1.PoolCondition{Pool: p.Name, Reason: "IPIPUnavailable",
+				Message: fmt.Sprintf("pool %s asks for IPIP (%s) but this node has no working tunl0 (kernel without ipip?)", p.Name, p.IPIPMode)})
+		}
+	}
+	return out
+}
+
+// resolvePasswords fills each peer's TCP-MD5 password from its Secret in the
+// agent's namespace. A missing Secret leaves the peer out (it could never
+// establish) and is logged without the password.
+func (a *agent) resolvePasswords(ctx context.Context, peers []bgp.PeerConfig) []bgp.PeerConfig {
+	out := peers[:0:0]
+	for _, p := range peers {
+		if p.PasswordRef.IsSet() {
+			var sec corev1.Secret
+			err := a.client.Get(ctx, client.ObjectKey{Namespace: a.cfg.Namespace, Name: p.PasswordRef.Name}, &sec)
+			val, ok := sec.Data[p.PasswordRef.Key]
+			if err != nil || !ok {
+				a.log.Warn("BGP password secret unavailable; peer skipped", zap.String("peer", p.String()),
+					zap.String("secret", a.cfg.Namespace+"/"+p.PasswordRef.Name), zap.String("key", p.PasswordRef.Key), zap.NamedError("cause", err))
+				continue
+			}
+			p.Password = string(val)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// writeStatus publishes this node's sessions and counters.
+func (a *agent) writeStatus(ctx context.Context, state string, unavailable []v1.PoolCondition) {
+	sessions, _ := a.speaker.Sessions(ctx)
+	now := metav1.Now()
+	st := v1.GinghamNodeStatusStatus{AgentVersion: version.Version, AgentState: state, LastUpdated: &now,
+		RoutesLearned: int64(len(a.learned)), UnavailablePools: unavailable}
+	sort.Slice(sessions, func(i, j int) bool { return sessions[i].Peer.Less(sessions[j].Peer) })
+	for _, s := range sessions {
+		since := metav1.NewTime(s.Since)
+		st.Sessions = append(st.Sessions, v1.BGPSessionStatus{PeerAddress: s.Peer.String(), PeerType: string(s.Type),
+			State: string(s.State), Since: &since, Info: s.Info, PrefixesReceived: int64(s.Received), PrefixesAdvertised: int64(s.Advertised)})
+		st.RoutesAdvertised = max(st.RoutesAdvertised, int64(s.Advertised))
+	}
+	if err := writeStatus(ctx, a.client, a.cfg.NodeName, st); err != nil {
+		a.log.Warn("write node status", zap.Error(err))
+		return
+	}
+	a.lastStatus = time.Now()
+}

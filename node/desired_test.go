@@ -1,0 +1,93 @@
+package node
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gingham-net/gingham/api/model"
+	"github.com/gingham-net/gingham/api/selector"
+	"github.com/gingham-net/gingham/bgp"
+	"github.com/gingham-net/gingham/felix"
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
+func pool(name, cidr string, mode model.Encap) model.Pool {
+	return model.Pool{Name: name, CIDR: pfx(cidr), BlockSize: 26, IPIPMode: mode, NodeSelector: selector.MustParse("all()")}
+}
+
+func TestRemoteRoutes(t *testing.T) {
+	local := model.Node{Name: "n1", IPv4: pfx("10.0.1.11/24")}
+	mesh := []bgp.PeerConfig{{Address: addr("10.0.1.12"), Node: "n2", Type: bgp.PeerTypeMesh}, {Address: addr("10.0.2.21"), Node: "n3", Type: bgp.PeerTypeMesh}}
+	tor := []bgp.PeerConfig{{Address: addr("10.0.1.1"), Type: bgp.PeerTypeGlobal}}
+	services := []netip.Prefix{pfx("10.96.0.0/12")}
+	route := func(p string, from string, nhs ...string) bgp.LearnedRoute {
+		r := bgp.LearnedRoute{Prefix: pfx(p), FromPeer: addr(from)}
+		for _, nh := range nhs {
+			r.NextHops = append(r.NextHops, addr(nh))
+		}
+		return r
+	}
+	tests := []struct {
+		name      string
+		learned   []bgp.LearnedRoute
+		peers     []bgp.PeerConfig
+		pools     []model.Pool
+		tunnelUp  bool
+		want      []felix.Route
+		wantUnavl map[string]bool
+	}{
+		{name: "never: direct", learned: []bgp.LearnedRoute{route("10.244.1.0/26", "10.0.1.12", "10.0.1.12")}, peers: mesh,
+			pools: []model.Pool{pool("p", "10.244.0.0/16", model.EncapNever)},
+			want:  []felix.Route{{Prefix: pfx("10.244.1.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.12")}}}}},
+		{name: "always: tunl0 onlink", learned: []bgp.LearnedRoute{route("10.244.1.0/26", "10.0.1.12", "10.0.1.12")}, peers: mesh, tunnelUp: true,
+			pools: []model.Pool{pool("p", "10.244.0.0/16", model.EncapAlways)},
+			want:  []felix.Route{{Prefix: pfx("10.244.1.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.12"), Iface: "tunl0", OnLink: true}}}}},
+		{name: "cross-subnet: same subnet direct, other subnet tunnel", peers: mesh, tunnelUp: true,
+			learned: []bgp.LearnedRoute{route("10.244.1.0/26", "10.0.1.12", "10.0.1.12"), route("10.244.2.0/26", "10.0.2.21", "10.0.2.21")},
+			pools:   []model.Pool{pool("p", "10.244.0.0/16", model.EncapCrossSubnet)},
+			want: []felix.Route{{Prefix: pfx("10.244.1.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.12")}}},
+				{Prefix: pfx("10.244.2.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.2.21"), Iface: "tunl0", OnLink: true}}}}},
+		{name: "ipip pool without tunnel: dropped and reported", learned: []bgp.LearnedRoute{route("10.244.1.0/26", "10.0.1.12", "10.0.1.12"), route("10.245.1.0/26", "10.0.1.12", "10.0.1.12")}, peers: mesh,
+			pools: []model.Pool{pool("ipip", "10.244.0.0/16", model.EncapAlways), pool("plain", "10.245.0.0/16", model.EncapNever)},
+			want:  []felix.Route{{Prefix: pfx("10.245.1.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.12")}}}}, wantUnavl: map[string]bool{"ipip": true}},
+		{name: "ecmp kept together", learned: []bgp.LearnedRoute{route("10.244.9.0/26", "10.0.1.12", "10.0.1.12", "10.0.2.21")}, peers: mesh,
+			pools: []model.Pool{pool("p", "10.244.0.0/16", model.EncapNever)},
+			want:  []felix.Route{{Prefix: pfx("10.244.9.0/26"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.12")}, {Gw: addr("10.0.2.21")}}}}},
+		{name: "service range never programmed", learned: []bgp.LearnedRoute{route("10.96.0.0/12", "10.0.1.12", "10.0.1.12")}, peers: mesh,
+			pools: []model.Pool{pool("p", "10.244.0.0/16", model.EncapNever)}},
+		{name: "pool route from external peer refused", learned: []bgp.LearnedRoute{route("10.244.5.0/26", "10.0.1.1", "10.0.1.1"), route("192.168.0.0/24", "10.0.1.1", "10.0.1.1")}, peers: tor,
+			pools: []model.Pool{pool("p", "10.244.0.0/16", model.EncapNever)},
+			want:  []felix.Route{{Prefix: pfx("192.168.0.0/24"), NextHops: []felix.NextHop{{Gw: addr("10.0.1.1")}}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, unavl := remoteRoutes(tc.learned, tc.peers, tc.pools, services, local, tc.tunnelUp)
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if tc.wantUnavl == nil {
+				tc.wantUnavl = map[string]bool{}
+			}
+			if diff := cmp.Diff(tc.wantUnavl, unavl); diff != "" {
+				t.Errorf("unavailable (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLocalEndpoints(t *testing.T) {
+	mac, _ := net.ParseMAC("02:00:00:00:00:01")
+	name := func(ns, pod string) string { return "cali-" + ns + "-" + pod }
+	got := localEndpoints(
+		[]LocalPod{{Namespace: "a", Name: "p2", IP: addr("10.244.0.2")}, {Namespace: "a", Name: "p1", IP: addr("10.244.0.1")}},
+		[]felix.Endpoint{{IP: addr("10.244.0.1"), Iface: "cali-a-p1", MAC: mac}, {IP: addr("10.244.0.2"), Iface: "other", MAC: mac}},
+		name)
+	if len(got) != 2 || got[0].Iface != "cali-a-p1" || got[0].MAC.String() != mac.String() || got[1].MAC != nil {
+		t.Fatalf("got %+v: want p1 with its MAC first, p2 without a MAC (discovered on another interface)", got)
+	}
+}
