@@ -79,7 +79,7 @@ func (s *Store) List(ctx context.Context, into ipam.ObjectList, labels map[strin
 	}
 	err := s.c.List(ctx, into, opts...)
 	if err != nil {
-		return fmt.Errorf("list %s: %w", s.kind(into), classify(err))
+		return fmt.Errorf("list %s: %w", s.kind(into), Classify(err))
 	}
 	return nil
 }
@@ -120,11 +120,11 @@ func (s *Store) mapErr(op string, obj runtime.Object, name string, err error) er
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s %s %s: %w", op, s.kind(obj), name, classify(err))
+	return fmt.Errorf("%s %s %s: %w", op, s.kind(obj), name, Classify(err))
 }
 
-// classify wraps err with the ipam sentinel that names its cause.
-func classify(err error) error {
+// Classify wraps err with the ipam sentinel that names its cause.
+func Classify(err error) error {
 	var sentinel error
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -168,7 +168,7 @@ func (c *Cluster) ListPods(ctx context.Context) ([]ipam.PodKey, error) {
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(podGVK.GroupVersion().WithKind("PodList"))
 	if err := c.c.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list pods: %w", classify(err))
+		return nil, fmt.Errorf("list pods: %w", Classify(err))
 	}
 	out := make([]ipam.PodKey, 0, len(list.Items))
 	for _, p := range list.Items {
@@ -182,7 +182,7 @@ func (c *Cluster) ListNodes(ctx context.Context) ([]string, error) {
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(nodeGVK.GroupVersion().WithKind("NodeList"))
 	if err := c.c.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", classify(err))
+		return nil, fmt.Errorf("list nodes: %w", Classify(err))
 	}
 	out := make([]string, 0, len(list.Items))
 	for _, n := range list.Items {
@@ -211,5 +211,5 @@ func (c *Cluster) exists(ctx context.Context, gvk schema.GroupVersionKind, key c
 	case apierrors.IsNotFound(err):
 		return false, nil
 	}
-	return false, fmt.Errorf("read %s %s: %w", gvk.Kind, key, classify(err))
+	return false, fmt.Errorf("read %s %s: %w", gvk.Kind, key, Classify(err))
 }
