@@ -58,3 +58,18 @@ test-unit:
 
 clean:
 	rm -rf $(BIN)
+
+.PHONY: test-lab
+
+## lab: a two-rack cluster in network namespaces (FRR ToRs, BIRD spine, gingham-node, pods), checked and left running
+lab: tools build
+	$(GO) run ./test/lab up
+
+## lab-down: remove everything make lab created, and show that nothing is left
+lab-down:
+	$(GO) run ./test/lab down
+
+## test-lab: the lab's topology as tests (harness checks, then the connectivity matrix with the agent)
+test-lab: tools build
+	@[ "$$(id -u)" = 0 ] || { echo "make test-lab needs root (network namespaces)"; exit 1; }
+	$(GO) test -race -count=1 -timeout 10m ./test/e2e/ -run Lab

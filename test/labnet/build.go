@@ -51,6 +51,11 @@ func (l *Lab) Run(ctx context.Context, name string, argv ...string) (string, err
 	return Run(ctx, l.NS(name), argv[0], argv[1:]...)
 }
 
+// Attach returns the Lab of a topology built earlier (by another process,
+// e.g. `lab up`), to inspect it, start proxies in it or tear it down.
+// Daemons started by the other process are not known to it.
+func Attach(spec Spec) *Lab { return &Lab{Spec: spec, daemons: map[string]*Daemon{}} }
+
 // Build creates the namespaces, bridges, links, addresses and static
 // routes of spec. Routers and agents are started separately. On error
 // everything created so far is removed.
@@ -200,6 +205,19 @@ func (l *Lab) StopDaemon(name string, grace time.Duration) error {
 		return fmt.Errorf("stop %s: not running", name)
 	}
 	return d.Stop(grace)
+}
+
+// CloseProxies stops the lab's API proxies only.
+func (l *Lab) CloseProxies() error {
+	l.mu.Lock()
+	proxies := l.proxies
+	l.proxies = nil
+	l.mu.Unlock()
+	var errs []error
+	for _, p := range proxies {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops every daemon and proxy and deletes every namespace with the

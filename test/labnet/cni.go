@@ -113,12 +113,21 @@ func pluginConf(conflist []byte) (string, []byte, error) {
 	return typ, b, err
 }
 
+// PodRequest describes a pod to create.
+type PodRequest struct {
+	Node, Namespace, Name string
+	Annotations           map[string]string // e.g. gingham.dev/ipv4pools: ["pool"]
+	CNI                   CNIOptions
+}
+
 // CreatePod does what a container runtime does for a new pod: the Pod
 // object (nodeName set) in the API, a network namespace, then CNI ADD run
 // inside the node's namespace; the pod's IP is recorded in its status.
-func (l *Lab) CreatePod(ctx context.Context, c client.Client, node, namespace, name string, opts CNIOptions) (*Pod, error) {
+// Pod names must be unique in the lab (they name the pod's namespace).
+func (l *Lab) CreatePod(ctx context.Context, c client.Client, req PodRequest) (*Pod, error) {
+	node, namespace, name, opts := req.Node, req.Namespace, req.Name, req.CNI
 	obj := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app": "lab"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app": "lab"}, Annotations: req.Annotations},
 		Spec: corev1.PodSpec{NodeName: node,
 			Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
 	}

@@ -100,12 +100,12 @@ func (d *Daemon) Stop(grace time.Duration) error {
 }
 
 // StopPID stops a process that is not our child (recorded by another run):
-// SIGTERM to its process group, SIGKILL after grace.
+// SIGTERM to it (so it can stop its children itself), then SIGKILL to its
+// process group after grace.
 func StopPID(pid int, grace time.Duration) {
 	if pid <= 1 || !alive(pid) {
 		return
 	}
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for alive(pid) && time.Now().Before(deadline) {
@@ -116,6 +116,9 @@ func StopPID(pid int, grace time.Duration) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
+
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool { return alive(pid) }
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
