@@ -57,7 +57,9 @@ func setup(b *testing.B) *bench {
 	return &bench{ns: ns, h: h, raw: raw, index: l.Index}
 }
 
-func addrN(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func addrN(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 func targets(n, mtu int) []routetable.Target {
 	ts := make([]routetable.Target, n)
