@@ -20,7 +20,6 @@ import (
 	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/bgp"
 	"github.com/gingham-net/gingham/bgp/gobgp"
-	"github.com/gingham-net/gingham/cni/attach"
 	"github.com/gingham-net/gingham/felix"
 	"github.com/gingham-net/gingham/internal/kube"
 	"github.com/gingham-net/gingham/internal/version"
@@ -243,7 +242,7 @@ func (a *agent) sync(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("read endpoints from the kernel", zap.Error(err))
 	}
-	vethName := func(ns, pod string) string { return attach.HostVethName(a.cfg.InterfacePrefix, ns, pod) }
+	vethName := func(ns, pod string) string { return felix.HostVethName(a.cfg.InterfacePrefix, ns, pod) }
 	routes, unavailable := remoteRoutes(a.learned, peers, s.Pools, bgpCfg.ServiceClusterIPs, local, a.tunnelUp)
 	for _, set := range []error{
 		a.dp.SetLocalEndpoints(ctx, localEndpoints(s.LocalPods, discovered, vethName)),

@@ -29,7 +29,7 @@ func annotatePod(ctx context.Context, kubeconfig, namespace, pod string, ip neti
 	if err != nil {
 		return fmt.Errorf("annotate pod %s/%s: %w", namespace, pod, err)
 	}
-	if _, err := kc.CoreV1().Pods(namespace).Patch(ctx, pod, k8stypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := kc.CoreV1().Pods(namespace).Patch(ctx, pod, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		return fmt.Errorf("annotate pod %s/%s: %w", namespace, pod, err)
 	}
 	return nil

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gingham-net/gingham/cni/attach"
 	"github.com/gingham-net/gingham/cni/attach/attachtest"
+	"github.com/gingham-net/gingham/felix"
 	"github.com/gingham-net/gingham/internal/netlinkx"
 	"github.com/gingham-net/gingham/internal/netns"
 	"github.com/gingham-net/gingham/internal/netns/netnstest"
@@ -24,11 +24,11 @@ func TestMain(m *testing.M) {
 
 func TestHostVethName(t *testing.T) {
 	// sha1("default.nginx") = 0f3a6bf4a9c...: the name must match the agent's.
-	got := attach.HostVethName("cali", "default", "nginx")
+	got := felix.HostVethName("cali", "default", "nginx")
 	if len(got) != 15 || !strings.HasPrefix(got, "cali") {
 		t.Fatalf("HostVethName = %q", got)
 	}
-	if attach.HostVethName("cali", "default", "nginx") != got || attach.HostVethName("cali", "default", "nginy") == got {
+	if felix.HostVethName("cali", "default", "nginx") != got || felix.HostVethName("cali", "default", "nginy") == got {
 		t.Fatal("HostVethName is not a function of namespace and pod")
 	}
 }
@@ -59,7 +59,7 @@ func TestPrivilegedAddCheckDel(t *testing.T) {
 		t.Fatalf("ADD result %s: %v", out, err)
 	}
 	podIP := netip.MustParsePrefix(res.IPs[0].Address).Addr()
-	vethName := attach.HostVethName("cali", "default", "web")
+	vethName := felix.HostVethName("cali", "default", "web")
 
 	hh, err := netlinkx.Open(host.Fd())
 	if err != nil {

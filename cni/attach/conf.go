@@ -1,8 +1,6 @@
 package attach
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/gingham-net/gingham/felix"
 )
 
 // Defaults of the network configuration.
@@ -108,18 +108,11 @@ func parseArgs(s string) (namespace, pod string, err error) {
 	return string(a.K8S_POD_NAMESPACE), string(a.K8S_POD_NAME), nil
 }
 
-// HostVethName is prefix + the first 11 hex characters of
-// sha1("<namespace>.<pod>"); the agent computes the same name.
-func HostVethName(prefix, namespace, pod string) string {
-	h := sha1.Sum([]byte(namespace + "." + pod))
-	return prefix + hex.EncodeToString(h[:])[:11]
-}
-
 // hostVeth names the host side; without pod identity (not Kubernetes) the
 // container ID stands in for it.
 func hostVeth(c *NetConf, namespace, pod, containerID string) string {
 	if namespace == "" || pod == "" {
-		return HostVethName(c.InterfacePrefix, "cni", containerID)
+		return felix.HostVethName(c.InterfacePrefix, "cni", containerID)
 	}
-	return HostVethName(c.InterfacePrefix, namespace, pod)
+	return felix.HostVethName(c.InterfacePrefix, namespace, pod)
 }
