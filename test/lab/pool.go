@@ -88,12 +88,13 @@ func poolEdit(ctx context.Context, p *progress, lab *labnet.Lab, c client.Client
 	if err != nil {
 		fmt.Printf("  ginghamctl patch failed (%v): patching through the API instead\n", err)
 		pool := &v1.IPPool{}
-		if err := c.Get(ctx, client.ObjectKey{Name: pool2Name}, pool); err == nil {
+		perr := c.Get(ctx, client.ObjectKey{Name: pool2Name}, pool)
+		if perr == nil {
 			pool.Spec.NATOutgoing = true
-			err = c.Update(ctx, pool)
+			perr = c.Update(ctx, pool)
 		}
-		if err != nil {
-			p.fail("patch pool: %v", err)
+		if perr != nil {
+			p.fail("patch pool: %v", perr)
 			return
 		}
 	}

@@ -126,10 +126,9 @@ func up(ctx context.Context, o options) error {
 	if len(pods) > 1 {
 		m, err := labnet.CheckMatrix(ctx, pods, func(done, total int) {
 			if done%8 == 0 || done == total {
-				fmt.Printf("\r    %d/%d pairs checked", done, total)
+				fmt.Printf("    %d/%d pairs checked\n", done, total)
 			}
 		})
-		fmt.Println()
 		if err != nil {
 			p.fail("%v", err)
 		} else {
@@ -247,6 +246,9 @@ func startAgents(ctx context.Context, p *progress, lab *labnet.Lab) int {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, r := range lab.Spec.Routers {
+		if up == 0 {
+			break // no agent: no session can come up
+		}
 		var nodes []netip.Addr
 		for _, nb := range r.Neighbors {
 			if nb.Node {

@@ -87,7 +87,7 @@ func (e *Echo) Close() error {
 func TCPCheck(ctx context.Context, ns string, dst netip.AddrPort, wantNS string) error {
 	var conn net.Conn
 	err := InNetNS(ns, func() error {
-		d := net.Dialer{Timeout: 3 * time.Second}
+		d := net.Dialer{Timeout: 2 * time.Second}
 		c, err := d.DialContext(ctx, "tcp", dst.String())
 		conn = c
 		return err
@@ -210,7 +210,7 @@ func CheckMatrix(ctx context.Context, pods []*Pod, progress func(done, total int
 	}
 	var mu sync.Mutex
 	done := 0
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i := range m.Probes {
 		wg.Add(1)
@@ -218,7 +218,7 @@ func CheckMatrix(ctx context.Context, pods []*Pod, progress func(done, total int
 		go func(p *Probe) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p.Ping = Ping(ctx, p.Src.NetNS, p.Dst.IP, 3)
+			p.Ping = Ping(ctx, p.Src.NetNS, p.Dst.IP, 2)
 			p.TCP = TCPCheck(ctx, p.Src.NetNS, netip.AddrPortFrom(p.Dst.IP, EchoPort), p.Dst.NetNS)
 			mu.Lock()
 			done++

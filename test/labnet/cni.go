@@ -22,14 +22,14 @@ import (
 // a text/template over CNIData.
 const DefaultConflist = `{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[` +
 	`{"type":{{json .Plugin}},"kubeconfig":{{json .Kubeconfig}},"nodename":{{json .Node}},` +
-	`"mtu_file":{{json .MTUFile}},"ipam":{{.IPAM}}}]}`
+	`"stateDir":{{json .StateDir}},"ipam":{{.IPAM}}}]}`
 
 // CNIData fills the conflist template for one node.
 type CNIData struct {
 	Plugin     string // main plugin type
 	Kubeconfig string
 	Node       string
-	MTUFile    string
+	StateDir   string
 	IPAM       string // the ipam object, JSON
 }
 
@@ -59,7 +59,7 @@ func (p *Pod) String() string { return p.Namespace + "/" + p.Name }
 // Conflist renders the CNI configuration of a node.
 func (l *Lab) Conflist(node string, opts CNIOptions) ([]byte, error) {
 	d := CNIData{Plugin: opts.Plugin, Kubeconfig: l.NodeKubeconfig(), Node: node,
-		MTUFile: filepath.Join(l.StateDir(node), "mtu")}
+		StateDir: l.StateDir(node)}
 	if d.Plugin == "" {
 		d.Plugin = "gingham"
 	}
