@@ -176,3 +176,5 @@ func TestGCRunLeaderElected(t *testing.T) {
 		t.Fatalf("live pod's address released: %v", err)
 	}
 }
+
+func clusterOf() ipam.Cluster { return k8sstore.NewCluster(env.Client) }
