@@ -58,8 +58,14 @@ func newLab(t *testing.T, ctx context.Context, spec labnet.Spec) *labnet.Lab {
 		if t.Failed() {
 			dumpLogs(t, spec.RunDir)
 		}
+		daemons := lab.Daemons()
 		if err := lab.Close(); err != nil {
 			t.Errorf("close lab: %v", err)
+		}
+		for _, d := range daemons {
+			if labnet.Alive(d.PID) {
+				t.Errorf("%s (pid %d) still running after close", d.Name, d.PID)
+			}
 		}
 		if left, _ := labnet.ListNetNS(spec.Prefix); len(left) > 0 {
 			t.Errorf("namespaces left after close: %v", left)
@@ -273,7 +279,7 @@ func TestLabHarnessPodsThroughCNI(t *testing.T) {
 	var pods []*labnet.Pod
 	for _, n := range spec.Nodes {
 		for _, suffix := range []string{"a", "b"} {
-			p, err := lab.CreatePod(ctx, env.Client, n.Name, "default", n.Name+"-"+suffix, opts)
+			p, err := lab.CreatePod(ctx, env.Client, labnet.PodRequest{Node: n.Name, Namespace: "default", Name: n.Name + "-" + suffix, CNI: opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,5 +322,111 @@ func TestLabHarnessPodsThroughCNI(t *testing.T) {
 	}
 	if left, _ := labnet.ListNetNS(spec.Prefix + "pod-"); len(left) > 0 {
 		t.Errorf("pod namespaces left after CNI DEL: %v", left)
+	}
+}
+
+// TestLabHarnessMeshAndRR builds the flat L2 topologies of issue 5's tests:
+// nodes reach each other over the switch, and the BIRD route reflector
+// starts with one client session per node (waiting for the agents).
+func TestLabHarnessMeshAndRR(t *testing.T) {
+	needRoot(t, "bird", "busybox")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mesh := labnet.MeshSpec(labnet.TestPrefix()+"m-", runDir(t), 3)
+	ml := newLab(t, ctx, mesh)
+	if err := labnet.Ping(ctx, ml.NS("node1"), mesh.Nodes[2].Addr.Addr(), 3); err != nil {
+		t.Errorf("mesh underlay: %v", err)
+	}
+	rr := labnet.RRSpec(labnet.TestPrefix()+"r-", runDir(t), 3)
+	rl := newLab(t, ctx, rr)
+	if err := rl.StartRouters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := labnet.Ping(ctx, rl.NS("node3"), netip.MustParseAddr("10.0.0.254"), 3); err != nil {
+		t.Errorf("node to route reflector: %v", err)
+	}
+	waitFor(t, ctx, "BIRD reflector lists a session per node", func() (bool, string) {
+		states, err := rl.BGPStates(ctx, "rr")
+		return err == nil && len(states) == len(rr.Nodes), fmt.Sprint(states, err)
+	})
+	if out, err := rl.Birdc(ctx, "rr", "show protocols all p_node1"); err != nil || !strings.Contains(out, "Neighbor address: 10.0.0.11") {
+		t.Errorf("reflector session to node1 (err %v):\n%s", err, out)
+	}
+}
+
+// TestLabMatrix runs the lab's topology (make lab) with gingham-node on
+// every node and pods attached by the gingham CNI plugin, and asserts the
+// full connectivity matrix: the product's main job.
+func TestLabMatrix(t *testing.T) {
+	needRoot(t, "bird", "vtysh", "/usr/lib/frr/bgpd", "busybox")
+	for _, b := range []string{"gingham-node", "gingham", "gingham-ipam"} {
+		if _, err := os.Stat(filepath.Join(labnet.BinDir(), b)); err != nil {
+			t.Fatalf("%s not built (make build): %v", b, err)
+		}
+	}
+	env := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	spec := labnet.ToRSpec(labnet.TestPrefix(), runDir(t), 2)
+	lab := newLab(t, ctx, spec)
+	if err := lab.StartAPIProxies(env.Config, env.Kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.RegisterNodes(ctx, env.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.ApplyObjects(ctx, env.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.StartRouters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitRouterSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.StartAgents(""); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	for _, r := range spec.Routers {
+		var nodes []netip.Addr
+		for _, n := range r.Neighbors {
+			if n.Node {
+				nodes = append(nodes, n.Addr)
+			}
+		}
+		if err := lab.WaitEstablished(wctx, r.Name, nodes...); err != nil {
+			t.Fatalf("sessions between %s and its nodes: %v", r.Name, err)
+		}
+	}
+	var pods []*labnet.Pod
+	for _, n := range spec.Nodes {
+		for _, suffix := range []string{"a", "b"} {
+			p, err := lab.CreatePod(ctx, env.Client, labnet.PodRequest{Node: n.Name, Namespace: "default", Name: n.Name + "-" + suffix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !spec.PoolCIDR.Contains(p.IP) {
+				t.Errorf("pod %s got %s outside the pool %s", p, p.IP, spec.PoolCIDR)
+			}
+			pods = append(pods, p)
+		}
+	}
+	// Routes converge after the pods' blocks are advertised.
+	var m *labnet.Matrix
+	for attempt := 0; attempt < 10; attempt++ {
+		var err error
+		if m, err = labnet.CheckMatrix(ctx, pods, nil); err != nil {
+			t.Fatal(err)
+		}
+		if m.Complete() {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("connectivity matrix:\n%s", m)
+	if !m.Complete() {
+		t.Fatalf("connectivity matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
 	}
 }

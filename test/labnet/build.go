@@ -195,6 +195,17 @@ func (l *Lab) Daemon(name string) (*Daemon, bool) {
 	return d, ok
 }
 
+// Daemons returns the daemons the lab started and has not stopped.
+func (l *Lab) Daemons() []*Daemon {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Daemon, 0, len(l.daemons))
+	for _, d := range l.daemons {
+		out = append(out, d)
+	}
+	return out
+}
+
 // StopDaemon stops a daemon the lab started and forgets it.
 func (l *Lab) StopDaemon(name string, grace time.Duration) error {
 	l.mu.Lock()
