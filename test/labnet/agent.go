@@ -106,6 +106,9 @@ func (l *Lab) RegisterNodes(ctx context.Context, c client.Client) error {
 	return nil
 }
 
+// AgentNamespace is where gingham-node runs (deploy/: gingham-system).
+const AgentNamespace = "gingham-system"
+
 // DefaultIPPool is the lab's default pool object (name as Calico's).
 func (l *Lab) DefaultIPPool() *v1.IPPool {
 	bs := v1.DefaultBlockSizeIPv4
@@ -116,9 +119,10 @@ func (l *Lab) DefaultIPPool() *v1.IPPool {
 // ApplyObjects creates the default IPPool and the topology's objects
 // (BGPConfiguration, BGPPeers); existing ones are left as they are.
 func (l *Lab) ApplyObjects(ctx context.Context, c client.Client) error {
-	objs := append([]client.Object{}, l.Spec.Objects...)
+	// The agents' namespace (the IPAM GC Lease lives there), as deploy/ has it.
+	objs := append([]client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: AgentNamespace}}}, l.Spec.Objects...)
 	if l.Spec.PoolCIDR.IsValid() {
-		objs = append([]client.Object{l.DefaultIPPool()}, objs...)
+		objs = append(objs, l.DefaultIPPool())
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o.DeepCopyObject().(client.Object)); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -157,10 +158,14 @@ func (l *Lab) CreatePod(ctx context.Context, c client.Client, req PodRequest) (*
 		return nil, fmt.Errorf("create pod %s: CNI result address: %w", p, err)
 	}
 	p.IP = pfx.Addr()
-	obj.Status.PodIP = p.IP.String()
-	obj.Status.PodIPs = []corev1.PodIP{{IP: p.IP.String()}}
-	obj.Status.Phase = corev1.PodRunning
-	if err := c.Status().Update(ctx, obj); err != nil {
+	// The CNI plugin annotated the Pod meanwhile: patch, don't overwrite.
+	status := map[string]any{"status": map[string]any{"podIP": p.IP.String(),
+		"podIPs": []map[string]string{{"ip": p.IP.String()}}, "phase": string(corev1.PodRunning)}}
+	patch, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("create pod %s: status: %w", p, err)
+	}
+	if err := c.Status().Patch(ctx, obj, client.RawPatch(k8stypes.MergePatchType, patch)); err != nil {
 		return nil, fmt.Errorf("create pod %s: status: %w", p, err)
 	}
 	return p, nil
