@@ -3,11 +3,13 @@ package ipam_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/ipam"
 )
 
@@ -115,4 +117,32 @@ func BenchmarkFourNodes250(b *testing.B) {
 	}
 	b.StopTimer()
 	report(b, "pod", lat)
+}
+
+// BenchmarkReferenceBlockCAS is the reference for BenchmarkAssignRelease:
+// the least an address can cost, one read and one compare-and-swap write of
+// a block, with no pools, affinities or handles.
+func BenchmarkReferenceBlockCAS(b *testing.B) {
+	ctx, store := setup(b)
+	blk := &v1.IPAMBlock{Spec: v1.IPAMBlockSpec{CIDR: "10.73.0.0/26", Allocations: make([]*int, 64), Unallocated: []int{}, Attributes: []v1.AllocationAttribute{}}}
+	blk.Name = ipam.BlockName(netip.MustParsePrefix(blk.Spec.CIDR))
+	if err := store.Create(ctx, blk); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		var cur v1.IPAMBlock
+		if err := store.Get(ctx, blk.Name, &cur); err != nil {
+			b.Fatal(err)
+		}
+		cur.Spec.SequenceNumber++
+		if err := store.Update(ctx, &cur); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	report(b, "cas", lat)
 }
