@@ -144,7 +144,7 @@ func snapshot(ctx context.Context, o options) hostState {
 	}
 	if pid := readPID(o.file("serve.pid")); pid > 0 && labnet.Alive(pid) {
 		s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", pid, comm(pid)))
-		for _, m := range groupMembers(pid) {
+		for _, m := range labnet.Descendants(pid) {
 			s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", m, comm(m)))
 		}
 	}
@@ -169,28 +169,6 @@ func nonEmpty(s string) []string {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
-}
-
-// groupMembers lists the processes of process group pgid other than pgid.
-func groupMembers(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == pgid {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // down removes the lab: the control plane process group, every process

@@ -79,8 +79,8 @@ func poolEdit(ctx context.Context, p *progress, lab *labnet.Lab, c client.Client
 	}
 
 	node := lab.Spec.Nodes[0].Name
-	before := natRules(ctx, lab, node)
-	fmt.Printf("  nftables of %s mentioning %s before: %d lines\n", node, pool2CIDR, len(before))
+	before := nftRuleset(ctx, lab, node)
+	fmt.Printf("  nftables of %s before (natOutgoing off on %s):\n%s\n", node, pool2Name, indent(before))
 	patch := `{"spec":{"natOutgoing":true}}`
 	fmt.Printf("  $ ginghamctl patch ippool %s -p '%s'\n", pool2Name, patch)
 	out, err = ginghamctl(ctx, o, "patch", "ippool", pool2Name, "-p", patch)
@@ -98,22 +98,26 @@ func poolEdit(ctx context.Context, p *progress, lab *labnet.Lab, c client.Client
 			return
 		}
 	}
-	var after []string
+	// The effect: traffic from the pool to outside all pools is masqueraded.
+	rule := "ip saddr " + pool2CIDR + " masquerade"
+	after := ""
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if after = natRules(ctx, lab, node); len(after) > 0 {
+		if after = nftRuleset(ctx, lab, node); strings.Contains(after, rule) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	fmt.Printf("  nftables of %s mentioning %s after:\n%s\n", node, pool2CIDR, indent(strings.Join(after, "\n")))
+	fmt.Printf("  nftables of %s after:\n%s\n", node, indent(after))
 	switch {
 	case len(onPool) == 0:
 		p.fail("no pod could be placed on %s", pool2Name)
-	case len(after) == 0:
-		p.fail("natOutgoing on %s had no visible effect in the nftables of %s within 15s", pool2Name, node)
+	case strings.Contains(before, rule):
+		p.fail("%q was there before natOutgoing was turned on", rule)
+	case !strings.Contains(after, rule):
+		p.fail("natOutgoing on %s had no visible effect on %s within 15s (no %q)", pool2Name, node, rule)
 	default:
-		p.ok("pods on %s; masquerade rules for it appeared on %s", pool2Name, node)
+		p.ok("pods on %s; %q appeared on %s", pool2Name, rule, node)
 	}
 }
 
@@ -130,14 +134,14 @@ func firstNodePerRack(lab *labnet.Lab) []string {
 	return out
 }
 
-// natRules returns the node's nftables lines that mention the second pool.
-func natRules(ctx context.Context, lab *labnet.Lab, node string) []string {
-	out, _ := lab.Run(ctx, node, "nft", "list", "ruleset")
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, strings.TrimSuffix(pool2CIDR, "/16")) {
-			lines = append(lines, strings.TrimSpace(l))
-		}
+// nftRuleset returns the node's nftables ruleset.
+func nftRuleset(ctx context.Context, lab *labnet.Lab, node string) string {
+	out, err := lab.Run(ctx, node, "nft", "list", "ruleset")
+	if err != nil {
+		return err.Error()
 	}
-	return lines
+	if strings.TrimSpace(out) == "" {
+		return "(empty)"
+	}
+	return out
 }

@@ -100,21 +100,64 @@ func (d *Daemon) Stop(grace time.Duration) error {
 }
 
 // StopPID stops a process that is not our child (recorded by another run):
-// SIGTERM to it (so it can stop its children itself), then SIGKILL to its
-// process group after grace.
+// SIGTERM to it (so it can stop its children itself), then, after grace,
+// SIGKILL to it and to every descendant it left.
 func StopPID(pid int, grace time.Duration) {
 	if pid <= 1 || !alive(pid) {
 		return
 	}
+	kids := Descendants(pid)
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if alive(pid) {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	for _, k := range kids {
+		for alive(k) && time.Now().Before(deadline.Add(5*time.Second)) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(k) {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+}
+
+// Descendants returns the PIDs of pid's children, grandchildren, ...
+// (from /proc, by parent PID).
+func Descendants(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	var out []int
+	want := map[int]bool{pid: true}
+	for changed := true; changed; {
+		changed = false
+		for p, pp := range parent {
+			if want[pp] && !want[p] {
+				want[p] = true
+				out = append(out, p)
+				changed = true
+			}
+		}
+	}
+	return out
 }
 
 // Alive reports whether pid exists and is not a zombie.
