@@ -186,7 +186,13 @@ func (a *Allocator) Assign(ctx context.Context, req AssignRequest) (addr netip.A
 		maxBlocks = DefaultMaxBlocksPerHost
 	}
 	if autoAllocate(cfg) && owned < maxBlocks {
-		addr, ok, err := a.assignFromNewBlock(ctx, pools, req.Handle, attrs, req.Node)
+		mine := map[netip.Prefix]bool{}
+		for _, aff := range affs {
+			if cidr, err := netip.ParsePrefix(aff.Spec.CIDR); err == nil {
+				mine[cidr] = true
+			}
+		}
+		addr, ok, err := a.assignFromNewBlock(ctx, pools, mine, req.Handle, attrs, req.Node)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("assign %s: %w", req.Handle, err)
 		}

@@ -41,7 +41,8 @@ func (a *Allocator) listBlocks(ctx context.Context) ([]v1.IPAMBlock, error) {
 
 // assignFromNewBlock claims a free block of the pools for node and
 // allocates from it.
-func (a *Allocator) assignFromNewBlock(ctx context.Context, pools []model.Pool, handle string, attrs map[string]string, node string) (netip.Addr, bool, error) {
+// Blocks in mine (the node's affinities, already tried) are skipped.
+func (a *Allocator) assignFromNewBlock(ctx context.Context, pools []model.Pool, mine map[netip.Prefix]bool, handle string, attrs map[string]string, node string) (netip.Addr, bool, error) {
 	blocks, err := a.listBlocks(ctx)
 	if err != nil {
 		return netip.Addr{}, false, err
@@ -51,6 +52,9 @@ func (a *Allocator) assignFromNewBlock(ctx context.Context, pools []model.Pool, 
 		if cidr, err := netip.ParsePrefix(blocks[i].Spec.CIDR); err == nil {
 			taken[cidr] = blockNode(&blocks[i].Spec)
 		}
+	}
+	for cidr := range mine {
+		taken[cidr] = "?"
 	}
 	for range maxClaimRaces {
 		cidr, ok := unclaimedBlock(pools, node, taken)
