@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gingham-net/gingham/api/model"
@@ -23,7 +24,25 @@ import (
 	"github.com/gingham-net/gingham/felix"
 	"github.com/gingham-net/gingham/internal/kube"
 	"github.com/gingham-net/gingham/internal/version"
+	"github.com/gingham-net/gingham/ipam"
+	"github.com/gingham-net/gingham/ipam/k8sstore"
 )
+
+// writeMTU computes the pod MTU from the uplink (or the configured host
+// MTU) and the encapsulation in use, and writes it where the CNI plugin
+// reads it.
+func (a *agent) writeMTU(ipip bool) error {
+	detected, iface, err := felix.DetectHostMTU(nil, a.nodeIP.Addr())
+	if err != nil && a.cfg.MTU == 0 {
+		return fmt.Errorf("detect host MTU (set GINGHAM_MTU): %w", err)
+	}
+	mtu := felix.PodMTU(detected, a.cfg.MTU, ipip)
+	if err := felix.WriteMTU(a.cfg.StateDir, mtu); err != nil {
+		return fmt.Errorf("write pod MTU to %s: %w", a.cfg.StateDir, err)
+	}
+	a.log.Info("pod MTU", zap.Int("mtu", mtu), zap.String("uplink", iface), zap.Int("uplinkMTU", detected), zap.Bool("ipip", ipip))
+	return nil
+}
 
 // statusInterval is how often the node status resource is rewritten.
 const statusInterval = 10 * time.Second
@@ -85,6 +104,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 	a := &agent{cfg: cfg, log: log, client: c, watch: w, nodeIP: nodeIP,
 		health: newHealth(3 * statusInterval), learnedCh: make(chan []bgp.LearnedRoute, 1), sessionCh: make(chan struct{}, 1)}
+	if err := a.writeMTU(false); err != nil {
+		return err
+	}
+	if err := gobgp.ProbeTCPMD5(); err != nil {
+		log.Warn("kernel lacks TCP-MD5: BGP peers with passwords cannot establish", zap.Error(err))
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("create API clientset: %w", err)
+	}
+	gc := ipam.NewGC(k8sstore.New(c), k8sstore.NewCluster(c), kube, cfg.NodeName, log.Named("ipam-gc"),
+		ipam.GCOptions{Grace: cfg.IPAMGCGrace, LeaseNamespace: cfg.Namespace})
+	go func() {
+		if err := gc.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("IPAM garbage collector stopped", zap.Error(err))
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	if err := serveHealth(ctx, cfg.HealthAddr, a.health, reg, log); err != nil {
 		return err

@@ -38,6 +38,7 @@ type Config struct {
 	DefaultPoolIPIP  string        // GINGHAM_IPV4POOL_IPIP: Never|Always|CrossSubnet
 	DefaultPoolNAT   bool          // GINGHAM_IPV4POOL_NAT_OUTGOING
 	DefaultBlockSize int           // GINGHAM_IPV4POOL_BLOCK_SIZE
+	IPAMGCGrace      time.Duration // GINGHAM_IPAM_GC_GRACE: how long an allocation must look leaked before release
 }
 
 // LoadConfig parses args (without the program name) over the environment
@@ -72,6 +73,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DefaultPoolIPIP, "ipv4pool-ipip", env("GINGHAM_IPV4POOL_IPIP", "Never"), "ipipMode of the default pool (GINGHAM_IPV4POOL_IPIP)")
 	nat := fs.String("ipv4pool-nat-outgoing", env("GINGHAM_IPV4POOL_NAT_OUTGOING", "true"), "natOutgoing of the default pool (GINGHAM_IPV4POOL_NAT_OUTGOING)")
 	bs := fs.String("ipv4pool-block-size", env("GINGHAM_IPV4POOL_BLOCK_SIZE", "26"), "blockSize of the default pool (GINGHAM_IPV4POOL_BLOCK_SIZE)")
+	gcGrace := fs.String("ipam-gc-grace", env("GINGHAM_IPAM_GC_GRACE", "15m"), "how long an IPAM allocation must look leaked before the GC releases it (GINGHAM_IPAM_GC_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -137,6 +139,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.DefaultBlockSize, err = strconv.Atoi(*bs); err != nil || c.DefaultBlockSize < 20 || c.DefaultBlockSize > 32 {
 		bad("GINGHAM_IPV4POOL_BLOCK_SIZE", "ipv4pool-block-size", "%q must be 20..32", *bs)
+	}
+	if c.IPAMGCGrace, err = time.ParseDuration(*gcGrace); err != nil || c.IPAMGCGrace < time.Second {
+		bad("GINGHAM_IPAM_GC_GRACE", "ipam-gc-grace", "%q must be a duration of at least 1s", *gcGrace)
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))

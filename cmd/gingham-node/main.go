@@ -21,6 +21,7 @@ func main() {
 	}
 	log := logging.New(cfg.LogLevel, cfg.LogJSON)
 	defer func() { _ = log.Sync() }()
+	logging.RouteLibraryLogs(log.Named("k8s"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := node.Run(ctx, cfg, log); err != nil {

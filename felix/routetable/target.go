@@ -131,16 +131,24 @@ func compareHop(a, b netlinkx.NextHop) int {
 // sameRoute reports whether the kernel route have already is want.
 func sameRoute(have, want *netlinkx.Route) bool {
 	if have.Type != want.Type || have.Priority != want.Priority || have.MTU != want.MTU ||
-		have.Path != want.Path || len(have.MultiPath) != len(want.MultiPath) {
+		!sameHop(have.Path, want.Path) || len(have.MultiPath) != len(want.MultiPath) {
 		return false
 	}
 	if want.Type == netlinkx.RouteUnicast && have.Scope != want.Scope {
 		return false
 	}
-	for _, h := range have.MultiPath { // order-insensitive: a few hops at most
-		if !slices.Contains(want.MultiPath, h) {
+	for _, w := range want.MultiPath { // order-insensitive: a few hops at most
+		if !slices.ContainsFunc(have.MultiPath, func(h netlinkx.NextHop) bool { return sameHop(h, w) }) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameHop compares an observed hop with a desired one. A desired hop named
+// by gateway only (LinkIndex 0) lets the kernel choose the interface, and
+// the kernel reports the one it chose: any interface matches then.
+func sameHop(have, want netlinkx.NextHop) bool {
+	return have.Gw == want.Gw && have.OnLink == want.OnLink &&
+		(want.LinkIndex == 0 || have.LinkIndex == want.LinkIndex)
 }

@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/klog/v2"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Structured field keys shared across packages.
@@ -68,3 +71,11 @@ func Slog(l *zap.Logger) *slog.Logger {
 
 // ErrorField is the structured field of an error.
 func ErrorField(err error) zap.Field { return zap.Error(err) }
+
+// RouteLibraryLogs sends what client-go (klog) and controller-runtime log
+// through l, so a binary has one log stream in one format.
+func RouteLibraryLogs(l *zap.Logger) {
+	lr := zapr.NewLogger(l)
+	klog.SetLogger(lr)
+	crlog.SetLogger(lr)
+}

@@ -25,7 +25,7 @@ func (l *Lab) StartCapture(ctx context.Context, name, ns, dev, filter string) (*
 	}
 	c := &Capture{File: filepath.Join(dir, name+".pcap")}
 	logPath := filepath.Join(dir, name+".log")
-	args := []string{"tcpdump", "-n", "-U", "-i", dev, "-w", c.File}
+	args := []string{"tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", dev, "-w", c.File} // -Z root: Debian drops to user tcpdump, which cannot write the run dir
 	if filter != "" {
 		args = append(args, filter)
 	}

@@ -135,9 +135,13 @@ func ToRSpec(prefix, runDir string, nodesPerRack int) Spec {
 // switch namespace, in the cluster AS with the node-to-node mesh on.
 func MeshSpec(prefix, runDir string, n int) Spec {
 	s := Spec{Prefix: prefix, RunDir: runDir, PoolCIDR: DefaultPool()}
-	s.Segments = []Segment{{Name: "lan", CIDR: netip.MustParsePrefix("10.0.0.0/24"), Host: "switch"}}
+	// Like every real host, nodes have a default route (here to the
+	// switch's address): proxy ARP answers for 169.254.1.1 only when the
+	// host has a route to it.
+	gw := netip.MustParseAddr("10.0.0.1")
+	s.Segments = []Segment{{Name: "lan", CIDR: netip.MustParsePrefix("10.0.0.0/24"), Host: "switch", Gateway: gw}}
 	for i := 1; i <= n; i++ {
-		s.Nodes = append(s.Nodes, Node{Name: fmt.Sprintf("node%d", i), Segment: "lan",
+		s.Nodes = append(s.Nodes, Node{Name: fmt.Sprintf("node%d", i), Segment: "lan", Gateway: gw,
 			Addr: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), 24)})
 	}
 	s.Objects = []client.Object{bgpConfig(true)}
@@ -151,6 +155,9 @@ func RRSpec(prefix, runDir string, n int) Spec {
 	s := MeshSpec(prefix, runDir, n)
 	rrAddr := netip.MustParseAddr("10.0.0.254")
 	s.Segments[0].Host, s.Segments[0].Gateway = "rr", rrAddr
+	for i := range s.Nodes {
+		s.Nodes[i].Gateway = rrAddr
+	}
 	rr := Router{Name: "rr", Kind: BIRD, AS: ClusterAS, RouterID: rrAddr}
 	for _, nd := range s.Nodes {
 		rr.Neighbors = append(rr.Neighbors, Neighbor{Name: nd.Name, Addr: nd.Addr.Addr(), AS: ClusterAS, RRClient: true, Node: true})
