@@ -26,6 +26,7 @@ import (
 	"github.com/gingham-net/gingham/internal/version"
 	"github.com/gingham-net/gingham/ipam"
 	"github.com/gingham-net/gingham/ipam/k8sstore"
+	"github.com/gingham-net/gingham/ipip"
 )
 
 // writeMTU computes the pod MTU from the uplink (or the configured host
@@ -36,6 +37,11 @@ func (a *agent) writeMTU(ipip bool) error {
 	if err != nil && a.cfg.MTU == 0 {
 		return fmt.Errorf("detect host MTU (set GINGHAM_MTU): %w", err)
 	}
+	a.hostMTU = detected
+	if a.cfg.MTU != 0 {
+		a.hostMTU = a.cfg.MTU
+	}
+	a.mtuIPIP = ipip
 	mtu := felix.PodMTU(detected, a.cfg.MTU, ipip)
 	if err := felix.WriteMTU(a.cfg.StateDir, mtu); err != nil {
 		return fmt.Errorf("write pod MTU to %s: %w", a.cfg.StateDir, err)
@@ -66,7 +72,11 @@ type agent struct {
 	learned    []bgp.LearnedRoute
 	lastPeers  []bgp.PeerConfig
 	lastStatus time.Time
+	lastFull   time.Time
+	tunnel     *tunnel
 	tunnelUp   bool
+	hostMTU    int
+	mtuIPIP    bool // the MTU file was last written for IPIP
 }
 
 // Run runs the agent until ctx ends. On the way out it stops the speaker
@@ -107,6 +117,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := a.writeMTU(false); err != nil {
 		return err
 	}
+	a.tunnel = newTunnel(c, ipam.New(k8sstore.New(c), ipam.Options{Logger: log.Named("ipam")}), cfg.NodeName, a.hostMTU, log.Named("ipip"))
 	if err := gobgp.ProbeTCPMD5(); err != nil {
 		log.Warn("kernel lacks TCP-MD5: BGP peers with passwords cannot establish", zap.Error(err))
 	}
@@ -274,12 +285,27 @@ func (a *agent) sync(ctx context.Context) {
 	}
 	a.lastPeers = peers
 
+	full := time.Since(a.lastFull) >= a.cfg.ResyncInterval
+	if full {
+		a.lastFull = time.Now()
+	}
+	a.tunnelUp = a.tunnel.sync(ctx, local, s.Nodes, s.Pools, full)
+	if want := ipip.Enabled(s.Pools) && a.tunnelUp; want != a.mtuIPIP {
+		if err := a.writeMTU(want); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	discovered, err := felix.DiscoverEndpoints(nil, a.cfg.InterfacePrefix)
 	if err != nil {
 		a.log.Warn("read endpoints from the kernel", zap.Error(err))
 	}
 	vethName := func(ns, pod string) string { return felix.HostVethName(a.cfg.InterfacePrefix, ns, pod) }
 	routes, unavailable := remoteRoutes(a.learned, peers, s.Pools, bgpCfg.ServiceClusterIPs, local, a.tunnelUp)
+	if !a.tunnelUp {
+		for name := range ipipPools(s.Pools) {
+			unavailable[name] = true
+		}
+	}
 	for _, set := range []error{
 		a.dp.SetLocalEndpoints(ctx, localEndpoints(s.LocalPods, discovered, vethName)),
 		a.dp.SetLocalBlocks(ctx, s.LocalBlocks),
@@ -295,13 +321,16 @@ func (a *agent) sync(ctx context.Context) {
 	if len(problems) > 0 {
 		ready, detail = false, strings.Join(problems, "; ")
 	}
+	if len(unavailable) > 0 {
+		detail += fmt.Sprintf("; IPIP pools not served on this node (%s): %s", a.tunnel.reason, strings.Join(sortedKeys(unavailable), ", "))
+	}
 	a.health.set(ready, detail)
 	if time.Since(a.lastStatus) >= statusInterval {
 		state := "Ready"
 		if !ready {
 			state = "Degraded"
 		}
-		a.writeStatus(ctx, state, unavailableList(unavailable, s.Pools))
+		a.writeStatus(ctx, state, unavailableList(unavailable, s.Pools, a.tunnel.reason))
 	}
 }
 
@@ -324,12 +353,21 @@ func (a *agent) readiness(ctx context.Context) (bool, string) {
 	return true, fmt.Sprintf("ok: %d BGP sessions established", len(sessions))
 }
 
-func unavailableList(names map[string]bool, pools []model.Pool) []v1.PoolCondition {
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func unavailableList(names map[string]bool, pools []model.Pool, reason string) []v1.PoolCondition {
 	var out []v1.PoolCondition
 	for _, p := range pools {
 		if names[p.Name] {
 			out = append(out, v1.PoolCondition{Pool: p.Name, Reason: "IPIPUnavailable",
-				Message: fmt.Sprintf("pool %s asks for IPIP (%s) but this node has no working tunl0 (kernel without ipip?)", p.Name, p.IPIPMode)})
+				Message: fmt.Sprintf("pool %s asks for IPIP (%s) but this node cannot tunnel: %s", p.Name, p.IPIPMode, reason)})
 		}
 	}
 	return out

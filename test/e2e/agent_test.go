@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/gingham-net/gingham/api/v1"
@@ -129,6 +130,33 @@ func TestAgentMesh(t *testing.T) {
 			}
 			return up == 2, fmt.Sprintf("%+v", st.Status.Sessions)
 		})
+	}
+
+	// On this kernel (no ipip) a pool asking for IPIP is reported
+	// unavailable, in the status of every node, while the other pool's
+	// traffic keeps flowing.
+	bs := 26
+	ipipPool := &v1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "ipip-pool"},
+		Spec: v1.IPPoolSpec{CIDR: "10.246.0.0/16", BlockSize: &bs, IPIPMode: v1.EncapAlways}}
+	if err := env.Client.Create(ctx, ipipPool); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range spec.Nodes {
+		waitFor(t, ctx, n.Name+" reports ipip-pool unavailable", func() (bool, string) {
+			var st v1.GinghamNodeStatus
+			if err := env.Client.Get(ctx, client.ObjectKey{Name: n.Name}, &st); err != nil {
+				return false, err.Error()
+			}
+			for _, c := range st.Status.UnavailablePools {
+				if c.Pool == "ipip-pool" && strings.Contains(c.Message, "ipip") {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", st.Status.UnavailablePools)
+		})
+	}
+	if m := waitMatrix(t, ctx, pods); !m.Complete() {
+		t.Errorf("default pool traffic broken once an IPIP pool exists:\n%s", strings.Join(m.Failures(), "\n"))
 	}
 
 	// Each node has a route to every other node's block via that node, and
