@@ -77,7 +77,20 @@ type agent struct {
 	tunnelUp   bool
 	hostMTU    int
 	mtuIPIP    bool // the MTU file was last written for IPIP
+
+	// The learned routes are handed to the dataplane only once they are
+	// complete: every session up and quiet for remoteQuiet, or
+	// remoteDeadline after start. Before that, felix writes nothing, so a
+	// restarted agent never deletes routes it has not relearned yet.
+	started        time.Time
+	learnedAt      time.Time
+	remoteComplete bool
 }
+
+const (
+	remoteQuiet    = time.Second
+	remoteDeadline = 30 * time.Second
+)
 
 // Run runs the agent until ctx ends. On the way out it stops the speaker
 // the graceful-restart way (no Cease) and leaves every route in the kernel.
@@ -208,8 +221,9 @@ func poke(c chan struct{}) {
 
 // loop recomputes the desired state on every change and periodically.
 func (a *agent) loop(ctx context.Context) error {
-	tick := time.NewTicker(statusInterval)
+	tick := time.NewTicker(remoteQuiet) // slowed to statusInterval once routes are complete
 	defer tick.Stop()
+	a.started = time.Now()
 	a.sync(ctx)
 	for {
 		select {
@@ -217,12 +231,17 @@ func (a *agent) loop(ctx context.Context) error {
 			return nil
 		case <-a.watch.changed:
 		case a.learned = <-a.learnedCh:
+			a.learnedAt = time.Now()
 		case <-a.sessionCh:
 		case <-tick.C:
 		}
 		// Coalesce bursts of informer events into one pass.
 		time.Sleep(20 * time.Millisecond)
+		wasComplete := a.remoteComplete
 		a.sync(ctx)
+		if a.remoteComplete && !wasComplete {
+			tick.Reset(statusInterval)
+		}
 	}
 }
 
@@ -306,12 +325,15 @@ func (a *agent) sync(ctx context.Context) {
 			unavailable[name] = true
 		}
 	}
-	for _, set := range []error{
+	sets := []error{
 		a.dp.SetLocalEndpoints(ctx, localEndpoints(s.LocalPods, discovered, vethName)),
 		a.dp.SetLocalBlocks(ctx, s.LocalBlocks),
 		a.dp.SetNATPools(ctx, natPools(s.Pools)),
-		a.dp.SetRemoteRoutes(ctx, routes),
-	} {
+	}
+	if a.learnedComplete(ctx) {
+		sets = append(sets, a.dp.SetRemoteRoutes(ctx, routes))
+	}
+	for _, set := range sets {
 		if set != nil && ctx.Err() == nil {
 			problems = append(problems, "dataplane: "+set.Error())
 		}
@@ -332,6 +354,38 @@ func (a *agent) sync(ctx context.Context) {
 		}
 		a.writeStatus(ctx, state, unavailableList(unavailable, s.Pools, a.tunnel.reason))
 	}
+}
+
+// learnedComplete reports whether the learned routes can be trusted as the
+// whole set (see agent.remoteComplete); once true it stays true.
+func (a *agent) learnedComplete(ctx context.Context) bool {
+	if a.remoteComplete {
+		return true
+	}
+	if time.Since(a.started) >= remoteDeadline {
+		a.log.Warn("programming learned routes before every BGP session is up", zap.Duration("after", remoteDeadline))
+		a.remoteComplete = true
+		return true
+	}
+	sessions, err := a.speaker.Sessions(ctx)
+	if err != nil {
+		return false
+	}
+	for _, s := range sessions {
+		if s.State != bgp.StateEstablished {
+			return false
+		}
+	}
+	last := a.learnedAt
+	if last.Before(a.started) {
+		last = a.started
+	}
+	if time.Since(last) < remoteQuiet {
+		return false
+	}
+	a.remoteComplete = true
+	a.log.Info("learned routes complete; programming them", zap.Int("routes", len(a.learned)), zap.Duration("after", time.Since(a.started).Round(time.Millisecond)))
+	return true
 }
 
 // readiness is ready when every session that should be up is Established,

@@ -65,7 +65,7 @@ func BIRDConfig(r Router) string {
 	p("template bgp peer {")
 	p("  local as %d;", r.AS)
 	p("  hold time 9; keepalive time 3; connect retry time 5; error wait time 1, 10;")
-	p("  graceful restart on;")
+	p("  graceful restart on; graceful restart time 10; # short, so a dead peer is noticed in tests")
 	p("  ipv4 { import all; export all; };")
 	p("}")
 	for _, n := range r.Neighbors {

@@ -163,7 +163,11 @@ func RRSpec(prefix, runDir string, n int) Spec {
 		rr.Neighbors = append(rr.Neighbors, Neighbor{Name: nd.Name, Addr: nd.Addr.Addr(), AS: ClusterAS, RRClient: true, Node: true})
 	}
 	s.Routers = []Router{rr}
-	s.Objects = []client.Object{bgpConfig(false), bgpPeer("rr", "all()", rrAddr, ClusterAS)}
+	// The reflector is not a gingham node: the nodes accept the pool
+	// routes it reflects only because this BGPPeer allows them.
+	rrPeer := bgpPeer("rr", "all()", rrAddr, ClusterAS)
+	rrPeer.Spec.AllowPoolRoutes = true
+	s.Objects = []client.Object{bgpConfig(false), rrPeer}
 	return s
 }
 
