@@ -27,6 +27,7 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	@ln -sf gingham-cni $(BIN)/gingham && ln -sf gingham-cni $(BIN)/gingham-ipam
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/gobgp github.com/osrg/gobgp/v4/cmd/gobgp
 
 ## generate: deepcopy and CRDs (deploy/crds) from the markers in api/
 generate: $(BIN)/controller-gen

@@ -132,6 +132,17 @@ func TestAgentMesh(t *testing.T) {
 		})
 	}
 
+	// The stock (v4) gobgp CLI inspects a node's speaker through its unix
+	// socket; GoBGP's gRPC is not on TCP.
+	cli := filepath.Join(labnet.BinDir(), "gobgp")
+	out, err := labnet.Run(ctx, "", cli, "--target", "unix://"+lab.BGPSocket("node1"), "neighbor")
+	if err != nil || strings.Count(out, "Establ") != 2 {
+		t.Errorf("gobgp CLI over the unix socket: want 2 Established neighbors (err %v):\n%s", err, out)
+	}
+	if _, err := labnet.Run(ctx, lab.NS("node1"), "busybox", "nc", "-w", "1", "127.0.0.1", "50051"); err == nil {
+		t.Errorf("GoBGP gRPC reachable over TCP port 50051 on node1")
+	}
+
 	// On this kernel (no ipip) a pool asking for IPIP is reported
 	// unavailable, in the status of every node, while the other pool's
 	// traffic keeps flowing.
@@ -185,7 +196,7 @@ func TestAgentMesh(t *testing.T) {
 	if err := labnet.Ping(ctx, src.NetNS, dst.IP, 3); err != nil {
 		t.Fatal(err)
 	}
-	out, err := capture.Stop(ctx)
+	out, err = capture.Stop(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
