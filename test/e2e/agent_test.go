@@ -56,7 +56,20 @@ func agentLab(t *testing.T, ctx context.Context, spec labnet.Spec) (*labnet.Lab,
 	if err := lab.StartAgents(""); err != nil {
 		t.Fatal(err)
 	}
+	waitReady(t, ctx, lab)
 	return lab, env
+}
+
+// waitReady waits until every agent answers /readyz with 200: its BGP
+// sessions are Established and its first reconcile went through.
+func waitReady(t *testing.T, ctx context.Context, lab *labnet.Lab) {
+	t.Helper()
+	for _, n := range lab.Spec.Nodes {
+		waitFor(t, ctx, n.Name+" agent ready", func() (bool, string) {
+			out, err := labnet.Run(ctx, lab.NS(n.Name), "busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:9099/readyz")
+			return err == nil, out
+		})
+	}
 }
 
 // createPods attaches perNode pods to every node through the real gingham
