@@ -429,4 +429,25 @@ func TestLabMatrix(t *testing.T) {
 	if !m.Complete() {
 		t.Fatalf("connectivity matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
 	}
+	// Issue 5's ToR acceptance: the ToR's BGP table has every node's block
+	// (its own rack's from the nodes, the other's via the spine) and no /32
+	// of a pod inside an affine block; its kernel forwards by those /26s.
+	table, err := lab.Vtysh(ctx, "tor1", "show ip bgp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fib, _ := lab.Run(ctx, "tor1", "ip", "route", "show", "proto", "bgp")
+	for _, p := range pods {
+		block := netip.PrefixFrom(p.IP, 26).Masked().String()
+		if !strings.Contains(table, block) {
+			t.Errorf("tor1's BGP table lacks %s (block of %s):\n%s", block, p, table)
+		}
+		if strings.Contains(table, p.IP.String()+"/32") {
+			t.Errorf("tor1's BGP table has the /32 of %s inside its block:\n%s", p, table)
+		}
+		if !strings.Contains(fib, block) {
+			t.Errorf("tor1's kernel has no route for %s:\n%s", block, fib)
+		}
+	}
+	t.Logf("tor1 BGP table:\n%s", table)
 }
