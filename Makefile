@@ -82,3 +82,13 @@ test-vm: tools
 	@[ "$$(id -u)" = 0 ] || { echo "make test-vm needs root (the kernel image is root-only; device nodes in the initramfs)"; exit 1; }
 	$(GO) test -count=1 -timeout 10m -v -run 'TestVMIPIPModes' ./test/vm/
 	$(GO) test -race -count=1 ./ipip/
+
+FUZZTIME ?= 10s
+# FuzzLoadConf (cni/ipamplugin) runs only its seeds, in make test: its
+# package starts an API server in TestMain, which every fuzz worker would repeat.
+FUZZ_TARGETS := FuzzParse:./api/selector FuzzPoolFromAPI:./api/model FuzzPeerFromAPI:./api/model FuzzParseConf:./cni/attach
+
+.PHONY: fuzz
+## fuzz: run the fuzz targets for FUZZTIME each (their seed corpora also run in make test)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do echo "fuzz $${t%%:*} ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; done
