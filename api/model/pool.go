@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"slices"
 
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/api/selector"
+	v1 "github.com/gingham-net/gingham/api/v1"
 )
 
 // Encap is a pool's encapsulation mode.
