@@ -44,6 +44,7 @@ verify: generate
 
 vet:
 	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
