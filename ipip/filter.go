@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+
+	"github.com/gingham-net/gingham/internal/nftx"
 	"github.com/google/nftables/expr"
 	"go.uber.org/zap"
 )
@@ -59,18 +61,6 @@ func NewFilter(nsFd int, opts ...FilterOption) *Filter {
 	return f
 }
 
-func (f *Filter) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if f.nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(f.nsFd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("open nftables: %w", err)
-	}
-	return c, nil
-}
-
 // Apply writes the table so that IPIP is accepted from peers only (nil
 // peers: all IPIP is dropped). peers are normalised as PeerAddrs does; IPv6
 // entries are ignored. force rewrites the table even when peers are
@@ -88,46 +78,41 @@ func (f *Filter) Apply(peers []netip.Addr, force bool) error {
 func (f *Filter) Remove() error { return f.write(nil, false) }
 
 func (f *Filter) write(peers []netip.Addr, present bool) error {
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
-	t := &nftables.Table{Name: f.table, Family: nftables.TableFamilyIPv4}
-	// add+delete is the idempotent "remove if present" inside one batch.
-	c.AddTable(t)
-	c.DelTable(t)
+	var build func(c *nftables.Conn, t *nftables.Table) error
 	if present {
-		t = c.AddTable(&nftables.Table{Name: f.table, Family: nftables.TableFamilyIPv4})
-		set := &nftables.Set{Table: t, Name: FilterSet, KeyType: nftables.TypeIPAddr}
-		elems := make([]nftables.SetElement, 0, len(peers))
-		for _, p := range peers {
-			elems = append(elems, nftables.SetElement{Key: p.AsSlice()})
+		build = func(c *nftables.Conn, t *nftables.Table) error {
+			set := &nftables.Set{Table: t, Name: FilterSet, KeyType: nftables.TypeIPAddr}
+			elems := make([]nftables.SetElement, 0, len(peers))
+			for _, p := range peers {
+				elems = append(elems, nftables.SetElement{Key: p.AsSlice()})
+			}
+			if err := c.AddSet(set, elems); err != nil {
+				return fmt.Errorf("add set: %w", err)
+			}
+			policy := nftables.ChainPolicyAccept
+			ch := c.AddChain(&nftables.Chain{
+				Name: FilterChain, Table: t, Type: nftables.ChainTypeFilter,
+				Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
+			})
+			isIPIP := []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoIPIP}},
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(isIPIP),
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				&expr.Verdict{Kind: expr.VerdictAccept},
+			)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(isIPIP),
+				&expr.Counter{},
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			)})
+			return nil
 		}
-		if err := c.AddSet(set, elems); err != nil {
-			return fmt.Errorf("write nftables table %s: add set: %w", f.table, err)
-		}
-		policy := nftables.ChainPolicyAccept
-		ch := c.AddChain(&nftables.Chain{
-			Name: FilterChain, Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
-		})
-		isIPIP := []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoIPIP}},
-		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(isIPIP),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(isIPIP),
-			&expr.Counter{},
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		)})
 	}
-	if err := c.Flush(); err != nil {
+	if err := nftx.Replace(f.nsFd, f.table, build); err != nil {
 		f.valid = false
-		return fmt.Errorf("write nftables table %s: %w", f.table, err)
+		return err
 	}
 	f.last, f.valid = peers, present
 	f.log.Debug("ipip filter written", zap.String("table", f.table), zap.Bool("present", present), zap.Int("peers", len(peers)))
@@ -144,19 +129,14 @@ type FilterState struct {
 // State reads the table back.
 func (f *Filter) State() (FilterState, error) {
 	var st FilterState
-	c, err := f.conn()
+	c, err := nftx.Open(f.nsFd)
 	if err != nil {
 		return st, err
 	}
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return st, fmt.Errorf("list nftables tables: %w", err)
+	t, err := nftx.Find(c, f.table)
+	if err != nil || t == nil {
+		return st, err
 	}
-	i := slices.IndexFunc(ts, func(t *nftables.Table) bool { return t.Name == f.table })
-	if i < 0 {
-		return st, nil
-	}
-	t := ts[i]
 	st.Present = true
 	set, err := c.GetSetByName(t, FilterSet)
 	if err != nil {

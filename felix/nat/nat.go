@@ -13,11 +13,12 @@ package nat
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
+
+	"github.com/gingham-net/gingham/internal/nftx"
 	"github.com/google/nftables/expr"
 	"go.uber.org/zap"
 )
@@ -104,18 +105,6 @@ func New(nsFd int, opts ...Option) *Manager {
 	return m
 }
 
-func (m *Manager) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if m.nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(m.nsFd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("open nftables: %w", err)
-	}
-	return c, nil
-}
-
 // Apply makes the table match pools. force rewrites it even when the rules
 // are unchanged (periodic resync repairs outside edits).
 func (m *Manager) Apply(pools []Pool, force bool) error {
@@ -123,27 +112,22 @@ func (m *Manager) Apply(pools []Pool, force bool) error {
 	if m.valid && !force && slices.Equal(rules, m.last) {
 		return nil
 	}
-	c, err := m.conn()
-	if err != nil {
-		return err
-	}
-	t := &nftables.Table{Name: m.table, Family: nftables.TableFamilyIPv4}
-	// add+delete is the idempotent "remove if present" inside one batch.
-	c.AddTable(t)
-	c.DelTable(t)
+	var build func(c *nftables.Conn, t *nftables.Table) error
 	if len(rules) > 0 {
-		t = c.AddTable(&nftables.Table{Name: m.table, Family: nftables.TableFamilyIPv4})
-		ch := c.AddChain(&nftables.Chain{
-			Name: ChainName, Table: t, Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
-		})
-		for _, r := range rules {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs(r)})
+		build = func(c *nftables.Conn, t *nftables.Table) error {
+			ch := c.AddChain(&nftables.Chain{
+				Name: ChainName, Table: t, Type: nftables.ChainTypeNAT,
+				Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+			})
+			for _, r := range rules {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs(r)})
+			}
+			return nil
 		}
 	}
-	if err := c.Flush(); err != nil {
+	if err := nftx.Replace(m.nsFd, m.table, build); err != nil {
 		m.valid = false
-		return fmt.Errorf("write nftables table %s: %w", m.table, err)
+		return err
 	}
 	m.last, m.valid = rules, true
 	m.log.Debug("nat table written", zap.String("table", m.table), zap.Int("rules", len(rules)))
@@ -177,13 +161,10 @@ func exprs(r Rule) []expr.Any {
 
 // Present reports whether the owned table exists (tests, status).
 func (m *Manager) Present() (bool, error) {
-	c, err := m.conn()
+	c, err := nftx.Open(m.nsFd)
 	if err != nil {
 		return false, err
 	}
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return false, fmt.Errorf("list nftables tables: %w", err)
-	}
-	return slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == m.table }), nil
+	t, err := nftx.Find(c, m.table)
+	return t != nil, err
 }
