@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gingham-net/gingham/internal/netlinkx"
 )
@@ -231,9 +232,24 @@ func (t *RouteTable) Apply() (Result, error) {
 		}
 		res.Deleted++
 	}
+	ownedByDst := make(map[netip.Prefix]*netlinkx.Route, len(owned))
+	for i := range owned {
+		ownedByDst[owned[i].Dst] = &owned[i]
+	}
 	for i := range plan.Replace {
 		if err := t.k.RouteReplace(&plan.Replace[i]); err != nil {
 			errs = append(errs, err)
+			// The kernel cannot reach the new next hop (e.g. a gateway
+			// off every connected subnet): our old route to that prefix
+			// is no longer what is wanted (say, through tunl0 after the
+			// pool left IPIP), so it must not stay in use.
+			if old, ok := ownedByDst[plan.Replace[i].Dst]; ok && errors.Is(err, unix.ENETUNREACH) {
+				if derr := t.k.RouteDel(old); derr != nil && !errors.Is(derr, netlinkx.ErrNotFound) {
+					errs = append(errs, derr)
+				} else {
+					res.Deleted++
+				}
+			}
 			continue
 		}
 		res.Replaced++

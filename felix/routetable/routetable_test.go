@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gingham-net/gingham/internal/netlinkx"
 )
 
@@ -19,6 +21,9 @@ type fakeKernel struct {
 	replaces  int
 	deletes   int
 	failOnDst netip.Prefix
+	// unreachableGw makes a replace with this gateway and no interface fail
+	// as the kernel does for a gateway off every connected subnet.
+	unreachableGw netip.Addr
 }
 
 var _ Kernel = (*fakeKernel)(nil)
@@ -47,6 +52,9 @@ func (k *fakeKernel) key(r *netlinkx.Route) int {
 func (k *fakeKernel) RouteReplace(r *netlinkx.Route) error {
 	if r.Dst == k.failOnDst {
 		return fmt.Errorf("replace route %s: injected failure", r.Dst)
+	}
+	if k.unreachableGw.IsValid() && r.Path.Gw == k.unreachableGw && r.Path.LinkIndex == 0 {
+		return fmt.Errorf("replace route %s: %w", r.Dst, unix.ENETUNREACH)
 	}
 	if r.Table == 0 || r.Protocol == 0 {
 		return fmt.Errorf("replace route %s: table and protocol must be set", r.Dst)
@@ -248,6 +256,25 @@ func TestApplyReportsPartialFailure(t *testing.T) {
 	k.failOnDst = netip.Prefix{}
 	if res, err = rt.Apply(); err != nil || res.Replaced != 1 || res.Unchanged != 1 {
 		t.Fatalf("retry Apply = %+v, %v", res, err)
+	}
+}
+
+// TestApplyUnreachableNextHopRemovesOldRoute: when the kernel refuses the
+// new route because its gateway is unreachable (an IPIP pool switched to
+// Never towards a node on another subnet), our old route to the prefix
+// (through tunl0) is deleted rather than left in use; the error remains.
+func TestApplyUnreachableNextHopRemovesOldRoute(t *testing.T) {
+	gw := addr("192.168.2.21")
+	k := &fakeKernel{links: links(), unreachableGw: gw,
+		routes: []netlinkx.Route{kr("10.0.1.0/26", DefaultProtocol, netlinkx.NextHop{LinkIndex: 4, Gw: gw, OnLink: true})}}
+	rt := New(k)
+	_ = rt.SetRoutes([]Target{{Dst: pfx("10.0.1.0/26"), NextHops: []NextHop{{Gw: gw}}}})
+	res, err := rt.Apply()
+	if !errors.Is(err, unix.ENETUNREACH) || res.Deleted != 1 || len(k.routes) != 0 {
+		t.Fatalf("Apply = %+v, %v, kernel %+v; want ENETUNREACH and the tunl0 route deleted", res, err, k.routes)
+	}
+	if res, err = rt.Apply(); !errors.Is(err, unix.ENETUNREACH) || res.Deleted != 0 || k.deletes != 1 {
+		t.Fatalf("second Apply = %+v, %v, %d deletes; want the error again and nothing more deleted", res, err, k.deletes)
 	}
 }
 
