@@ -94,10 +94,18 @@ func (k Kernel) ModuleOrder(names []string) ([]string, error) {
 	return out, nil
 }
 
+// File is an extra file of the initramfs: Src copied to Dst (a path inside
+// the image, without the leading slash), or, when Link is set, Dst a
+// symbolic link to Link.
+type File struct {
+	Src, Dst, Link string
+}
+
 // BuildInitramfs writes an uncompressed newc cpio to out holding init as
 // /init, busybox as /bin/busybox, the modules in load order (listed in
-// /modules.order) and /dev/console. Needs root for the device node.
-func (k Kernel) BuildInitramfs(out, init, busybox string, modules []string) error {
+// /modules.order), /dev/console and the extra files. Needs root for the
+// device node.
+func (k Kernel) BuildInitramfs(out, init, busybox string, modules []string, extra ...File) error {
 	stage, err := os.MkdirTemp(filepath.Dir(out), "initramfs-")
 	if err != nil {
 		return err
@@ -118,9 +126,24 @@ func (k Kernel) BuildInitramfs(out, init, busybox string, modules []string) erro
 		copies = append(copies, [2]string{filepath.Join(k.Modules, m), dst})
 		order = append(order, "/"+dst)
 	}
+	for _, f := range extra {
+		if f.Link == "" {
+			copies = append(copies, [2]string{f.Src, f.Dst})
+		}
+	}
 	for _, c := range copies {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(stage, c[1])), 0o755); err != nil {
+			return err
+		}
 		if err := copyFile(c[0], filepath.Join(stage, c[1])); err != nil {
 			return err
+		}
+	}
+	for _, f := range extra {
+		if f.Link != "" {
+			if err := os.Symlink(f.Link, filepath.Join(stage, f.Dst)); err != nil {
+				return fmt.Errorf("initramfs link %s: %w", f.Dst, err)
+			}
 		}
 	}
 	if err := os.Symlink("busybox", filepath.Join(stage, "bin/sh")); err != nil {
@@ -167,10 +190,36 @@ func copyFile(src, dst string) error {
 
 // Boot runs qemu (software emulation: KVM hangs on these hosts) with the
 // serial console on console, until the guest powers off or ctx ends; qemu
-// is then killed by its PID.
+// is then killed by its PID. The VM has 1 GiB, one CPU and no network.
 func Boot(ctx context.Context, k Kernel, initrd string, console io.Writer) error {
-	cmd := exec.Command("qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "1024", "-smp", "1", "-net", "none",
-		"-kernel", k.Image, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet")
+	return BootWith(ctx, k, initrd, console, BootOptions{})
+}
+
+// BootOptions change the VM Boot runs.
+type BootOptions struct {
+	MemoryMiB int // 1024 when 0
+	CPUs      int // 1 when 0
+	// UserNet gives the guest a virtio NIC on qemu's user-mode network
+	// (guest 10.0.2.15/24; 10.0.2.2 is the host's loopback). The guest
+	// needs the virtio_pci and virtio_net modules.
+	UserNet bool
+}
+
+// BootWith is Boot with options.
+func BootWith(ctx context.Context, k Kernel, initrd string, console io.Writer, o BootOptions) error {
+	mem, cpus := max(o.MemoryMiB, 1024), max(o.CPUs, 1)
+	args := []string{"-nographic", "-no-reboot", "-m", fmt.Sprint(mem), "-smp", fmt.Sprint(cpus)}
+	if o.UserNet {
+		args = append(args, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
+	} else {
+		args = append(args, "-net", "none")
+	}
+	cmdline := "console=ttyS0 panic=-1 quiet"
+	if os.Getenv("GINGHAM_VM_VERBOSE") == "1" {
+		cmdline = "console=ttyS0 panic=-1"
+	}
+	args = append(args, "-kernel", k.Image, "-initrd", initrd, "-append", cmdline)
+	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start qemu: %w", err)

@@ -9,6 +9,10 @@
 //	GINGHAM-VM FAIL <check>: <detail>
 //	GINGHAM-VM DONE pass=<n> fail=<m>
 //
+// When the initramfs holds /agents/config.json (TestVMAgentsIPIPModes), it
+// runs the agents scenario instead (agents.go): the real gingham-node
+// agents and CNI plugins against the host's API server.
+//
 // It then powers the VM off. It is not meant to run anywhere else: it
 // refuses to start unless it is PID 1.
 package main
@@ -52,6 +56,8 @@ func main() {
 	r := &results{}
 	if err := boot(); err != nil {
 		r.check("boot", err, "")
+	} else if _, err := os.Stat(agentsConfigPath); err == nil {
+		runAgents(r) // the host test put the agents scenario's files in
 	} else {
 		run(r)
 	}
