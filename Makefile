@@ -93,3 +93,11 @@ FUZZ_TARGETS := FuzzParse:./api/selector FuzzPoolFromAPI:./api/model FuzzPeerFro
 ## fuzz: run the fuzz targets for FUZZTIME each (their seed corpora also run in make test)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do echo "fuzz $${t%%:*} ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; done
+
+.PHONY: bench-bgp
+
+## bench-bgp: issue 5's BGP benchmarks (B4 BGP->FIB, B11 idle RSS) beside BIRD and FRR in network namespaces; root; not part of make test
+BENCH_BGP_FLAGS ?= -sizes 2000,10000 -reps 3
+bench-bgp: tools build
+	@[ "$$(id -u)" = 0 ] || { echo "make bench-bgp needs root (network namespaces)"; exit 1; }
+	$(GO) run ./test/bench $(BENCH_BGP_FLAGS)
