@@ -79,9 +79,9 @@ test-lab: tools build
 .PHONY: test-vm
 
 ## test-vm: IPIP in a qemu VM (Debian's kernel has ipip, the host's does not): Always/CrossSubnet/Never, MTU, source address, forged IPIP (needs root, qemu; ~1-2 min)
-test-vm: tools
+test-vm: tools build
 	@[ "$$(id -u)" = 0 ] || { echo "make test-vm needs root (the kernel image is root-only; device nodes in the initramfs)"; exit 1; }
-	$(GO) test -count=1 -timeout 10m -v -run 'TestVMIPIPModes' ./test/vm/
+	$(GO) test -count=1 -timeout 10m -v -run 'TestVMIPIPModes|TestVMAgentsIPIPModes' ./test/vm/
 	$(GO) test -race -count=1 ./ipip/
 
 FUZZTIME ?= 10s

@@ -78,17 +78,20 @@ func (a *app) nodeStatus(ctx context.Context, node string, explicit bool) error 
 		}
 		node = h
 	}
-	var sources []NodeStatusSource
-	if a.deps.LocalStatus != nil {
-		sources = append(sources, a.deps.LocalStatus(node))
+	var errs []error
+	if a.deps.LocalStatus != nil { // the local agent answers without API access
+		st, err := a.deps.LocalStatus(node).NodeStatus(ctx, node)
+		if err == nil {
+			return renderNodeStatus(a.deps.Streams.Out, st)
+		}
+		errs = append(errs, err)
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	sources = append(sources, apiStatusSource{c})
+	sources := []NodeStatusSource{apiStatusSource{c}}
 	var st *v1.GinghamNodeStatus
-	var errs []error
 	for _, s := range sources {
 		if st, err = s.NodeStatus(ctx, node); err == nil {
 			break

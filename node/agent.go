@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,7 @@ type agent struct {
 	lastStatus time.Time
 	lastFull   time.Time
 	tunnel     *tunnel
+	local      localStatus // what the local status socket serves
 	tunnelUp   bool
 	hostMTU    int
 	mtuIPIP    bool // the MTU file was last written for IPIP
@@ -85,6 +87,7 @@ type agent struct {
 	started        time.Time
 	learnedAt      time.Time
 	remoteComplete bool
+	dpApplied      atomic.Bool // the dataplane has applied the desired state once (set by felix's goroutine)
 }
 
 const (
@@ -159,6 +162,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	restarting := len(discovered) > 0
 
 	a.dp, err = felix.New(felix.WithLogger(log), felix.WithProtocol(cfg.RouteProtocol),
+		felix.WithOnApply(func(r felix.Report) {
+			if r.Err == nil && !a.dpApplied.Swap(true) {
+				poke(a.sessionCh) // re-evaluate readiness now, not at the next tick
+			}
+		}),
 		felix.WithResyncInterval(cfg.ResyncInterval), felix.WithInterfacePrefix(cfg.InterfacePrefix))
 	if err != nil {
 		return fmt.Errorf("create dataplane: %w", err)
@@ -192,6 +200,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		ListenPort: int32(bgpCfg.ListenPort), Restarting: restarting}); err != nil {
 		return fmt.Errorf("start BGP speaker: %w", err)
 	}
+	serveLocalStatus(ctx, cfg.StatusSocket, &a.local, func(ctx context.Context, st *v1.GinghamNodeStatus) {
+		fresh := a.buildStatus(ctx, st.Status.AgentState, int(st.Status.RoutesLearned), st.Status.UnavailablePools)
+		st.Status.Sessions, st.Status.LastUpdated, st.Status.RoutesAdvertised = fresh.Sessions, fresh.LastUpdated, fresh.RoutesAdvertised
+	}, log)
 	if col, err := a.speaker.Collector(); err == nil {
 		reg.MustRegister(col)
 	}
@@ -340,6 +352,12 @@ func (a *agent) sync(ctx context.Context) {
 	}
 
 	ready, detail := a.readiness(ctx)
+	switch {
+	case !a.remoteComplete:
+		ready, detail = false, "waiting for the learned routes to be complete before programming the kernel"
+	case !a.dpApplied.Load():
+		ready, detail = false, "waiting for the first dataplane apply"
+	}
 	if len(problems) > 0 {
 		ready, detail = false, strings.Join(problems, "; ")
 	}
@@ -371,12 +389,17 @@ func (a *agent) learnedComplete(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
+	last := a.learnedAt
 	for _, s := range sessions {
+		// A peer's initial table follows its session coming up: wait
+		// for every session to have been up for a quiet while too.
 		if s.State != bgp.StateEstablished {
 			return false
 		}
+		if s.Since.After(last) {
+			last = s.Since
+		}
 	}
-	last := a.learnedAt
 	if last.Before(a.started) {
 		last = a.started
 	}
@@ -449,12 +472,12 @@ func (a *agent) resolvePasswords(ctx context.Context, peers []bgp.PeerConfig) []
 	return out
 }
 
-// writeStatus publishes this node's sessions and counters.
-func (a *agent) writeStatus(ctx context.Context, state string, unavailable []v1.PoolCondition) {
+// buildStatus reads the speaker's sessions into a status.
+func (a *agent) buildStatus(ctx context.Context, state string, learned int, unavailable []v1.PoolCondition) v1.GinghamNodeStatusStatus {
 	sessions, _ := a.speaker.Sessions(ctx)
 	now := metav1.Now()
 	st := v1.GinghamNodeStatusStatus{AgentVersion: version.Version, AgentState: state, LastUpdated: &now,
-		RoutesLearned: int64(len(a.learned)), UnavailablePools: unavailable}
+		RoutesLearned: int64(learned), UnavailablePools: unavailable}
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].Peer.Less(sessions[j].Peer) })
 	for _, s := range sessions {
 		since := metav1.NewTime(s.Since)
@@ -462,6 +485,14 @@ func (a *agent) writeStatus(ctx context.Context, state string, unavailable []v1.
 			State: string(s.State), Since: &since, Info: s.Info, PrefixesReceived: int64(s.Received), PrefixesAdvertised: int64(s.Advertised)})
 		st.RoutesAdvertised = max(st.RoutesAdvertised, int64(s.Advertised))
 	}
+	return st
+}
+
+// writeStatus publishes this node's sessions and counters, to the API and
+// to the local status socket.
+func (a *agent) writeStatus(ctx context.Context, state string, unavailable []v1.PoolCondition) {
+	st := a.buildStatus(ctx, state, len(a.learned), unavailable)
+	a.local.set(statusObject(a.cfg.NodeName, st))
 	if err := writeStatus(ctx, a.client, a.cfg.NodeName, st); err != nil {
 		a.log.Warn("write node status", zap.Error(err))
 		return

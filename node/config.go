@@ -31,6 +31,7 @@ type Config struct {
 	ResyncInterval   time.Duration // GINGHAM_RESYNC_INTERVAL: full route resync period
 	MTU              int           // GINGHAM_MTU: 0 means detect from the uplink
 	BGPSocket        string        // GINGHAM_BGP_SOCKET: GoBGP gRPC unix socket
+	StatusSocket     string        // GINGHAM_STATUS_SOCKET: this node's status for ginghamctl node status
 	HealthAddr       string        // GINGHAM_HEALTH_ADDR: /livez, /readyz, /metrics
 	StateDir         string        // GINGHAM_STATE_DIR: where the CNI plugin reads the MTU
 	RestartTime      time.Duration // GINGHAM_GRACEFUL_RESTART_TIME
@@ -66,6 +67,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	resync := fs.String("resync-interval", env("GINGHAM_RESYNC_INTERVAL", "90s"), "full route resync period (GINGHAM_RESYNC_INTERVAL)")
 	mtu := fs.String("mtu", env("GINGHAM_MTU", "0"), "host MTU override; 0 detects it (GINGHAM_MTU)")
 	fs.StringVar(&c.BGPSocket, "bgp-socket", env("GINGHAM_BGP_SOCKET", "/var/run/gingham/bgp.sock"), "GoBGP gRPC unix socket (GINGHAM_BGP_SOCKET)")
+	fs.StringVar(&c.StatusSocket, "status-socket", env("GINGHAM_STATUS_SOCKET", "/var/run/gingham/status.sock"), "unix socket serving this node's status to ginghamctl (GINGHAM_STATUS_SOCKET)")
 	fs.StringVar(&c.HealthAddr, "health-addr", env("GINGHAM_HEALTH_ADDR", "127.0.0.1:9099"), "address of /livez, /readyz, /metrics (GINGHAM_HEALTH_ADDR)")
 	fs.StringVar(&c.StateDir, "state-dir", env("GINGHAM_STATE_DIR", "/var/lib/gingham"), "state directory shared with the CNI plugin (GINGHAM_STATE_DIR)")
 	restart := fs.String("graceful-restart-time", env("GINGHAM_GRACEFUL_RESTART_TIME", "120s"), "BGP graceful restart time (GINGHAM_GRACEFUL_RESTART_TIME)")

@@ -14,7 +14,8 @@ import (
 const TunnelDevice = "tunl0"
 
 // remoteRoutes turns learned BGP routes into kernel routes: routes that may
-// not be imported are dropped; each next hop is direct, or through tunl0
+// not be imported are dropped; each next hop is direct (when on-link: inside
+// this node's subnet; other next hops are left out), or through tunl0
 // (onlink) when the route's pool asks for IPIP towards that next hop
 // (Always, or CrossSubnet and the next hop outside this node's subnet).
 // Routes of IPIP pools are dropped when this node has no tunnel; their pools
@@ -41,6 +42,13 @@ func remoteRoutes(learned []bgp.LearnedRoute, peers []bgp.PeerConfig, pools []mo
 					break
 				}
 				r.NextHops = append(r.NextHops, felix.NextHop{Gw: nh, Iface: TunnelDevice, OnLink: true})
+				continue
+			}
+			if local.IPv4.IsValid() && !local.IPv4.Masked().Contains(nh) {
+				// Not on-link: the kernel would refuse `via nh`. The
+				// route is left out and traffic follows the node's own
+				// routing (its default route to a router that knows the
+				// block, e.g. a ToR peering with the nodes).
 				continue
 			}
 			r.NextHops = append(r.NextHops, felix.NextHop{Gw: nh})

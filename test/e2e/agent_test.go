@@ -109,6 +109,19 @@ func waitMatrix(t *testing.T, ctx context.Context, pods []*labnet.Pod) *labnet.M
 	}
 }
 
+// requireMatrix waits up to a minute for the pods' connectivity matrix to
+// be complete, logs it, and ends the test when it is not.
+func requireMatrix(t *testing.T, ctx context.Context, pods []*labnet.Pod) {
+	t.Helper()
+	mctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	m := waitMatrix(t, mctx, pods)
+	t.Logf("connectivity matrix:\n%s", m)
+	if !m.Complete() {
+		t.Fatalf("matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
+	}
+}
+
 // TestAgentMesh is issue 5's mesh acceptance: three nodes on one L2
 // underlay running gingham-node with the node-to-node mesh exchange their
 // blocks; pods on different nodes reach each other with no encapsulation
@@ -120,13 +133,7 @@ func TestAgentMesh(t *testing.T) {
 	lab, env := agentLab(t, ctx, spec)
 	pods := createPods(t, ctx, lab, env, 2)
 
-	mctx, mcancel := context.WithTimeout(ctx, 60*time.Second)
-	m := waitMatrix(t, mctx, pods)
-	mcancel()
-	t.Logf("connectivity matrix:\n%s", m)
-	if !m.Complete() {
-		t.Fatalf("matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
-	}
+	requireMatrix(t, ctx, pods)
 
 	// Every node reports its mesh sessions Established in its status.
 	for _, n := range spec.Nodes {
@@ -154,6 +161,16 @@ func TestAgentMesh(t *testing.T) {
 	}
 	if _, err := labnet.Run(ctx, lab.NS("node1"), "busybox", "nc", "-w", "1", "127.0.0.1", "50051"); err == nil {
 		t.Errorf("GoBGP gRPC reachable over TCP port 50051 on node1")
+	}
+
+	// ginghamctl node status on a node reads the agent's local socket and
+	// needs no API access.
+	ctlCmd := labnet.Command(ctx, "", filepath.Join(labnet.BinDir(), "ginghamctl"), "node", "status", "--node", "node1")
+	ctlCmd.Env = append(os.Environ(), "GINGHAM_STATUS_SOCKET="+lab.StatusSocket("node1"), "KUBECONFIG=/nonexistent")
+	if b, err := ctlCmd.CombinedOutput(); err != nil || strings.Count(string(b), "Established") != 2 || !strings.Contains(string(b), "node-to-node mesh") {
+		t.Errorf("ginghamctl node status from the local socket (err %v):\n%s", err, b)
+	} else {
+		t.Logf("ginghamctl node status --node node1 (local socket):\n%s", b)
 	}
 
 	// On this kernel (no ipip) a pool asking for IPIP is reported

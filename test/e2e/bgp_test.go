@@ -40,13 +40,7 @@ func TestAgentRouteReflector(t *testing.T) {
 	}
 	lab, env := agentLab(t, ctx, spec)
 	pods := createPods(t, ctx, lab, env, 1)
-	mctx, mcancel := context.WithTimeout(ctx, 60*time.Second)
-	m := waitMatrix(t, mctx, pods)
-	mcancel()
-	t.Logf("connectivity matrix through the BIRD reflector:\n%s", m)
-	if !m.Complete() {
-		t.Fatalf("matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
-	}
+	requireMatrix(t, ctx, pods)
 	out, err := lab.Birdc(ctx, "rr", "show", "route")
 	if err != nil || strings.Count(out, "10.244.") < 3 {
 		t.Errorf("reflector lacks the nodes' blocks (err %v):\n%s", err, out)
@@ -85,12 +79,7 @@ func TestAgentRestartKeepsForwarding(t *testing.T) {
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
 	lab, env := agentLab(t, ctx, spec)
 	pods := createPods(t, ctx, lab, env, 1) // node1-a, node2-a, node3-a
-	mctx, mcancel := context.WithTimeout(ctx, 60*time.Second)
-	m := waitMatrix(t, mctx, pods)
-	mcancel()
-	if !m.Complete() {
-		t.Fatalf("matrix incomplete before the restart:\n%s", strings.Join(m.Failures(), "\n"))
-	}
+	requireMatrix(t, ctx, pods)
 	before, _ := lab.Run(ctx, "node1", "ip", "route", "show", "proto", "96")
 
 	type result struct {

@@ -25,13 +25,7 @@ func TestAgentOneNode(t *testing.T) {
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 1)
 	lab, env := agentLab(t, ctx, spec)
 	pods := createPods(t, ctx, lab, env, 3)
-	mctx, mcancel := context.WithTimeout(ctx, 60*time.Second)
-	m := waitMatrix(t, mctx, pods)
-	mcancel()
-	t.Logf("connectivity matrix:\n%s", m)
-	if !m.Complete() {
-		t.Fatalf("matrix incomplete:\n%s", strings.Join(m.Failures(), "\n"))
-	}
+	requireMatrix(t, ctx, pods)
 	node := spec.Nodes[0]
 	if err := labnet.Ping(ctx, pods[0].NetNS, node.Addr.Addr(), 3); err != nil {
 		t.Errorf("pod -> node: %v", err)

@@ -25,6 +25,9 @@ func (l *Lab) NodeDir(node string) string { return filepath.Join(l.Spec.RunDir, 
 // BGPSocket is the GoBGP gRPC socket of a node's agent (gobgp --target).
 func (l *Lab) BGPSocket(node string) string { return filepath.Join(l.NodeDir(node), "bgp.sock") }
 
+// StatusSocket is where node's agent serves its status to ginghamctl.
+func (l *Lab) StatusSocket(node string) string { return filepath.Join(l.NodeDir(node), "status.sock") }
+
 // StateDir is the state directory a node's agent shares with its CNI
 // plugin (GINGHAM_STATE_DIR).
 func (l *Lab) StateDir(node string) string { return filepath.Join(l.NodeDir(node), "state") }
@@ -38,6 +41,7 @@ func (l *Lab) AgentEnv(n Node) []string {
 		"GINGHAM_KUBECONFIG=" + l.NodeKubeconfig(),
 		"GINGHAM_IP=" + n.Addr.String(),
 		"GINGHAM_BGP_SOCKET=" + l.BGPSocket(n.Name),
+		"GINGHAM_STATUS_SOCKET=" + l.StatusSocket(n.Name),
 		"GINGHAM_STATE_DIR=" + l.StateDir(n.Name),
 		"GINGHAM_HEALTH_ADDR=127.0.0.1:9099", // each namespace has its own loopback
 		"GINGHAM_LOG_LEVEL=debug",
