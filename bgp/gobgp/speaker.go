@@ -25,6 +25,10 @@ import (
 // UPDATEs waiting for peers' End-of-RIB.
 const DefaultDeferralTime = 30 * time.Second
 
+// learnedSettle is how long a burst of learned-route changes may go on
+// before OnLearned sees it: the added latency of one route.
+const learnedSettle = 100 * time.Millisecond
+
 // ErrNotStarted is returned by methods called before Start or after Stop.
 var ErrNotStarted = errors.New("bgp speaker not running")
 
@@ -153,6 +157,18 @@ func (s *Speaker) deliver(ctx context.Context, t *learnedTable, done chan struct
 		case <-ctx.Done():
 			return
 		case <-t.routesChanged:
+			// GoBGP reports best paths a few at a time: let a burst
+			// settle so a 10k-route table is copied a handful of times,
+			// not once per event (which made ingest quadratic).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(learnedSettle):
+			}
+			select {
+			case <-t.routesChanged:
+			default:
+			}
 			if s.opts.OnLearned != nil {
 				s.opts.OnLearned(t.snapshot())
 			}
