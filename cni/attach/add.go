@@ -22,11 +22,7 @@ import (
 const opTimeout = 30 * time.Second
 
 func cmdAdd(args *skel.CmdArgs) (err error) {
-	conf, err := parseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	namespace, pod, err := parseArgs(args.Args)
+	conf, namespace, pod, err := parseRequest(args)
 	if err != nil {
 		return err
 	}

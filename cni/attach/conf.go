@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/gingham-net/gingham/felix"
@@ -46,6 +47,18 @@ type NetConf struct {
 	RouteProtocol   int    `json:"routeProtocol,omitempty"`   // of the host /32
 	StateDir        string `json:"stateDir,omitempty"`
 	Kubeconfig      string `json:"kubeconfig,omitempty"` // empty: no Pod annotations
+}
+
+// parseRequest reads what every command needs: the network configuration
+// and the pod's identity from CNI_ARGS.
+func parseRequest(args *skel.CmdArgs) (conf *NetConf, namespace, pod string, err error) {
+	if conf, err = parseConf(args.StdinData); err != nil {
+		return nil, "", "", err
+	}
+	if namespace, pod, err = parseArgs(args.Args); err != nil {
+		return nil, "", "", err
+	}
+	return conf, namespace, pod, nil
 }
 
 func parseConf(stdin []byte) (*NetConf, error) {

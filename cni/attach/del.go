@@ -29,11 +29,7 @@ func setSysctl(key, value string) error {
 // cmdDel releases the address and removes the veth; everything missing is
 // fine, so a repeated DEL succeeds.
 func cmdDel(args *skel.CmdArgs) error {
-	conf, err := parseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	namespace, pod, err := parseArgs(args.Args)
+	conf, namespace, pod, err := parseRequest(args)
 	if err != nil {
 		return err
 	}
@@ -56,11 +52,7 @@ func cmdDel(args *skel.CmdArgs) error {
 // cmdCheck verifies the pod's interface, address and routes, and the host
 // veth and /32, against the previous result.
 func cmdCheck(args *skel.CmdArgs) error {
-	conf, err := parseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	namespace, pod, err := parseArgs(args.Args)
+	conf, namespace, pod, err := parseRequest(args)
 	if err != nil {
 		return err
 	}
