@@ -75,10 +75,15 @@ type agent struct {
 	lastStatus time.Time
 	lastFull   time.Time
 	tunnel     *tunnel
-	local      localStatus // what the local status socket serves
-	tunnelUp   bool
-	hostMTU    int
-	mtuIPIP    bool // the MTU file was last written for IPIP
+	// statusDirty: a session changed state or readiness flipped since the
+	// status was last written; it is then written at once, not at the
+	// next interval.
+	statusDirty bool
+	lastReady   bool
+	local       localStatus // what the local status socket serves
+	tunnelUp    bool
+	hostMTU     int
+	mtuIPIP     bool // the MTU file was last written for IPIP
 
 	// The learned routes are handed to the dataplane only once they are
 	// complete: every session up and quiet for remoteQuiet, or
@@ -245,6 +250,7 @@ func (a *agent) loop(ctx context.Context) error {
 		case a.learned = <-a.learnedCh:
 			a.learnedAt = time.Now()
 		case <-a.sessionCh:
+			a.statusDirty = true
 		case <-tick.C:
 		}
 		// Coalesce bursts of informer events into one pass.
@@ -365,7 +371,11 @@ func (a *agent) sync(ctx context.Context) {
 		detail += fmt.Sprintf("; IPIP pools not served on this node (%s): %s", a.tunnel.reason, strings.Join(sortedKeys(unavailable), ", "))
 	}
 	a.health.set(ready, detail)
-	if time.Since(a.lastStatus) >= statusInterval {
+	if ready != a.lastReady {
+		a.statusDirty, a.lastReady = true, ready
+	}
+	if a.statusDirty || time.Since(a.lastStatus) >= statusInterval {
+		a.statusDirty = false
 		state := "Ready"
 		if !ready {
 			state = "Degraded"
