@@ -276,9 +276,35 @@ func (a *agent) bgpConfig(s Snapshot) model.BGPConfig {
 	cfg, err := model.BGPConfigFromAPI(def, node)
 	if err != nil {
 		a.log.Error("invalid BGPConfiguration; using defaults", zap.Error(err))
-		return model.DefaultBGPConfig()
+		cfg = model.DefaultBGPConfig()
+	}
+	if !meshRestartTimeSet(def) && !meshRestartTimeSet(node) {
+		cfg.MeshRestartTime = a.cfg.RestartTime // GINGHAM_GRACEFUL_RESTART_TIME
 	}
 	return cfg
+}
+
+func meshRestartTimeSet(c *v1.BGPConfiguration) bool {
+	return c != nil && c.Spec.NodeMeshMaxRestartTime != nil
+}
+
+// peerModels translates the BGPPeers; those without maxRestartTime get the
+// agent's graceful-restart time (GINGHAM_GRACEFUL_RESTART_TIME).
+func (a *agent) peerModels(in []v1.BGPPeer) []model.Peer {
+	peers, errs := model.Peers(in)
+	for _, e := range errs {
+		a.log.Warn("ignoring invalid BGPPeer", zap.Error(e))
+	}
+	explicit := map[string]bool{}
+	for _, p := range in {
+		explicit[p.Name] = p.Spec.MaxRestartTime != nil
+	}
+	for i := range peers {
+		if !explicit[peers[i].Name] {
+			peers[i].RestartTime = a.cfg.RestartTime
+		}
+	}
+	return peers
 }
 
 // sync computes the desired state from the caches and hands it to the
@@ -300,11 +326,7 @@ func (a *agent) sync(ctx context.Context) {
 		local.ASNumber = a.cfg.ASNumber
 	}
 	bgpCfg := a.bgpConfig(s)
-	peerModels, errs := model.Peers(s.BGPPeers)
-	for _, e := range errs {
-		a.log.Warn("ignoring invalid BGPPeer", zap.Error(e))
-	}
-	peers := bgp.DesiredPeers(local, s.Nodes, peerModels, bgpCfg)
+	peers := bgp.DesiredPeers(local, s.Nodes, a.peerModels(s.BGPPeers), bgpCfg)
 	peers = a.resolvePasswords(ctx, peers)
 	podIPs := make([]netip.Addr, 0, len(s.LocalPods))
 	for _, p := range s.LocalPods {

@@ -4,11 +4,15 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gingham-net/gingham/api/model"
 	"github.com/gingham-net/gingham/api/selector"
+	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/bgp"
 	"github.com/gingham-net/gingham/felix"
 )
@@ -91,5 +95,29 @@ func TestLocalEndpoints(t *testing.T) {
 		name)
 	if len(got) != 2 || got[0].Iface != "cali-a-p1" || got[0].MAC.String() != mac.String() || got[1].MAC != nil {
 		t.Fatalf("got %+v: want p1 with its MAC first, p2 without a MAC (discovered on another interface)", got)
+	}
+}
+
+func TestRestartTimeDefaultsFromConfig(t *testing.T) {
+	a := &agent{cfg: Config{NodeName: "n1", RestartTime: 45 * time.Second}, log: zap.NewNop()}
+	if got := a.bgpConfig(Snapshot{}).MeshRestartTime; got != 45*time.Second {
+		t.Errorf("mesh restart time without BGPConfiguration = %s, want GINGHAM_GRACEFUL_RESTART_TIME 45s", got)
+	}
+	set := &v1.BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+		Spec: v1.BGPConfigurationSpec{NodeMeshMaxRestartTime: &metav1.Duration{Duration: 10 * time.Second}}}
+	if got := a.bgpConfig(Snapshot{BGPConfigs: []v1.BGPConfiguration{*set}}).MeshRestartTime; got != 10*time.Second {
+		t.Errorf("mesh restart time with nodeMeshMaxRestartTime 10s = %s", got)
+	}
+	as := int64(65000)
+	peers := a.peerModels([]v1.BGPPeer{
+		{ObjectMeta: metav1.ObjectMeta{Name: "plain"}, Spec: v1.BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: &as}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "explicit"}, Spec: v1.BGPPeerSpec{PeerIP: "10.0.0.2", ASNumber: &as, MaxRestartTime: &metav1.Duration{Duration: 5 * time.Second}}},
+	})
+	got := map[string]time.Duration{}
+	for _, p := range peers {
+		got[p.Name] = p.RestartTime
+	}
+	if got["plain"] != 45*time.Second || got["explicit"] != 5*time.Second {
+		t.Errorf("peer restart times = %v, want plain 45s (agent default) and explicit 5s", got)
 	}
 }
