@@ -224,14 +224,24 @@ func podArgs(cniArgs string) (namespace, name string) {
 	return namespace, name
 }
 
+// setupLocked is setup for the commands that write (ADD, DEL): it also
+// takes the host-wide lock, which the caller releases with unlock.
+func setupLocked(args *skel.CmdArgs) (*env, func(), *types.Error) {
+	e, cerr := setup(args)
+	if cerr != nil {
+		return nil, nil, cerr
+	}
+	unlock, cerr := lock(e.conf.LockFile)
+	if cerr != nil {
+		return nil, nil, cerr
+	}
+	return e, unlock, nil
+}
+
 func handleID(conf *Conf, args *skel.CmdArgs) string { return conf.Name + "." + args.ContainerID }
 
 func cmdAdd(args *skel.CmdArgs) error {
-	e, cerr := setup(args)
-	if cerr != nil {
-		return cerr
-	}
-	unlock, cerr := lock(e.conf.LockFile)
+	e, unlock, cerr := setupLocked(args)
 	if cerr != nil {
 		return cerr
 	}
@@ -305,11 +315,7 @@ func parsePools(where, s string) ([]string, error) {
 }
 
 func cmdDel(args *skel.CmdArgs) error {
-	e, cerr := setup(args)
-	if cerr != nil {
-		return cerr
-	}
-	unlock, cerr := lock(e.conf.LockFile)
+	e, unlock, cerr := setupLocked(args)
 	if cerr != nil {
 		return cerr
 	}

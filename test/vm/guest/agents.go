@@ -273,22 +273,11 @@ func buildAgentsTopo() (*world, error) {
 	if w.router, err = netns.Current(); err != nil {
 		return nil, err
 	}
-	rh, err := handle(w.router)
+	rh, err := routerRacks(w)
 	if err != nil {
 		return nil, err
 	}
 	defer rh.Close()
-	for _, r := range racks {
-		if err := rh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: r.bridge, MTU: underlayMTU}}); err != nil {
-			return nil, fmt.Errorf("add bridge %s: %w", r.bridge, err)
-		}
-		if _, err := addAddrUp(rh, r.bridge, r.gw); err != nil {
-			return nil, err
-		}
-	}
-	if err := sysctl(w.router, "net/ipv4/ip_forward", "1"); err != nil {
-		return nil, err
-	}
 	for _, s := range []struct {
 		name string
 		rack int

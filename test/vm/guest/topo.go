@@ -118,28 +118,42 @@ func veth(h *netlink.Handle, name, peer string, peerNS *netns.NS, mtu int) error
 	return nil
 }
 
+// routerRacks gives the router namespace one bridge per rack with the
+// rack's gateway address, and turns on forwarding. The caller closes the
+// returned handle.
+func routerRacks(w *world) (*netlink.Handle, error) {
+	rh, err := handle(w.router)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range racks {
+		if err := rh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: r.bridge, MTU: underlayMTU}}); err != nil {
+			rh.Close()
+			return nil, fmt.Errorf("add bridge %s: %w", r.bridge, err)
+		}
+		if _, err := addAddrUp(rh, r.bridge, r.gw); err != nil {
+			rh.Close()
+			return nil, err
+		}
+	}
+	if err := sysctl(w.router, "net/ipv4/ip_forward", "1"); err != nil {
+		rh.Close()
+		return nil, err
+	}
+	return rh, nil
+}
+
 func build() (*world, error) {
 	w := &world{}
 	var err error
 	if w.router, err = netns.NewNamed("router"); err != nil {
 		return nil, err
 	}
-	rh, err := handle(w.router)
+	rh, err := routerRacks(w)
 	if err != nil {
 		return nil, err
 	}
 	defer rh.Close()
-	for _, r := range racks {
-		if err := rh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: r.bridge, MTU: underlayMTU}}); err != nil {
-			return nil, fmt.Errorf("add bridge %s: %w", r.bridge, err)
-		}
-		if _, err := addAddrUp(rh, r.bridge, r.gw); err != nil {
-			return nil, err
-		}
-	}
-	if err := sysctl(w.router, "net/ipv4/ip_forward", "1"); err != nil {
-		return nil, err
-	}
 	specs := []struct {
 		name string
 		rack int
