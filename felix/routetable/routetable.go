@@ -66,6 +66,17 @@ type RouteTable struct {
 	desired   []Target
 	firstSeen map[int]time.Time    // workload link index → when first seen
 	conflicts map[netip.Prefix]int // prefix → foreign protocol already logged
+
+	// Scratch space reused by every Apply (cleared, never shared outside
+	// it), so a no-op resync of a large table allocates little.
+	scratch struct {
+		desired map[netip.Prefix]netlinkx.Route
+		owned   []netlinkx.Route
+		foreign map[netip.Prefix]int
+		matched map[netip.Prefix]bool
+		byName  map[string]netlinkx.Link
+		present map[int]bool
+	}
 }
 
 // New returns a table with nothing desired; the first Apply before any
@@ -76,6 +87,11 @@ func New(k Kernel, opts ...Option) *RouteTable {
 		grace: DefaultGracePeriod, ifacePrefix: "cali", now: time.Now,
 		firstSeen: map[int]time.Time{}, conflicts: map[netip.Prefix]int{},
 	}
+	t.scratch.desired = map[netip.Prefix]netlinkx.Route{}
+	t.scratch.foreign = map[netip.Prefix]int{}
+	t.scratch.matched = map[netip.Prefix]bool{}
+	t.scratch.byName = map[string]netlinkx.Link{}
+	t.scratch.present = map[int]bool{}
 	for _, o := range opts {
 		o(t)
 	}
@@ -129,8 +145,12 @@ type Plan struct {
 // prefix at our priority; keep says whether an undesired route of ours is in
 // its grace period.
 func Diff(desired map[netip.Prefix]netlinkx.Route, owned []netlinkx.Route, foreign map[netip.Prefix]int, keep func(*netlinkx.Route) bool) Plan {
+	return diff(desired, owned, foreign, keep, make(map[netip.Prefix]bool, len(owned)))
+}
+
+// diff is Diff with the caller's (empty) scratch map for matched prefixes.
+func diff(desired map[netip.Prefix]netlinkx.Route, owned []netlinkx.Route, foreign map[netip.Prefix]int, keep func(*netlinkx.Route) bool, matched map[netip.Prefix]bool) Plan {
 	p := Plan{Conflicts: map[netip.Prefix]int{}}
-	matched := make(map[netip.Prefix]bool, len(owned))
 	for i := range owned {
 		have := &owned[i]
 		want, ok := desired[have.Dst]
@@ -166,9 +186,10 @@ func (t *RouteTable) Apply() (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("apply routes: %w", err)
 	}
-	byName := make(map[string]netlinkx.Link, len(links))
+	byName, present := t.scratch.byName, t.scratch.present
+	clear(byName)
+	clear(present)
 	now := t.now()
-	present := make(map[int]bool, len(links))
 	for _, l := range links {
 		byName[l.Name] = l
 		if strings.HasPrefix(l.Name, t.ifacePrefix) {
@@ -184,7 +205,8 @@ func (t *RouteTable) Apply() (Result, error) {
 		}
 	}
 
-	desired := make(map[netip.Prefix]netlinkx.Route, len(t.desired))
+	desired := t.scratch.desired
+	clear(desired)
 	for i := range t.desired {
 		r, ok := resolve(&t.desired[i], byName, t.table, t.proto, 0)
 		if !ok {
@@ -194,8 +216,9 @@ func (t *RouteTable) Apply() (Result, error) {
 		desired[r.Dst] = r
 	}
 
-	var owned []netlinkx.Route
-	foreign := map[netip.Prefix]int{}
+	owned, foreign := t.scratch.owned[:0], t.scratch.foreign
+	clear(foreign)
+	defer func() { t.scratch.owned = owned[:0] }()
 	err = t.k.RouteEach(netlinkx.RouteFilter{Table: t.table}, func(r *netlinkx.Route) {
 		if r.Protocol == t.proto {
 			x := *r
@@ -216,10 +239,11 @@ func (t *RouteTable) Apply() (Result, error) {
 		return res, fmt.Errorf("apply routes: %w", err)
 	}
 
-	plan := Diff(desired, owned, foreign, func(r *netlinkx.Route) bool {
+	clear(t.scratch.matched)
+	plan := diff(desired, owned, foreign, func(r *netlinkx.Route) bool {
 		seen, ok := t.firstSeen[r.Path.LinkIndex]
 		return ok && r.Path.LinkIndex != 0 && now.Sub(seen) < t.grace
-	})
+	}, t.scratch.matched)
 	res.Unchanged, res.Kept, res.Conflicts = plan.Unchanged, plan.Kept, len(plan.Conflicts)
 	t.logConflicts(plan.Conflicts)
 
@@ -232,10 +256,6 @@ func (t *RouteTable) Apply() (Result, error) {
 		}
 		res.Deleted++
 	}
-	ownedByDst := make(map[netip.Prefix]*netlinkx.Route, len(owned))
-	for i := range owned {
-		ownedByDst[owned[i].Dst] = &owned[i]
-	}
 	for i := range plan.Replace {
 		if err := t.k.RouteReplace(&plan.Replace[i]); err != nil {
 			errs = append(errs, err)
@@ -243,7 +263,7 @@ func (t *RouteTable) Apply() (Result, error) {
 			// off every connected subnet): our old route to that prefix
 			// is no longer what is wanted (say, through tunl0 after the
 			// pool left IPIP), so it must not stay in use.
-			if old, ok := ownedByDst[plan.Replace[i].Dst]; ok && errors.Is(err, unix.ENETUNREACH) {
+			if old, ok := ownedAt(owned, plan.Replace[i].Dst); ok && errors.Is(err, unix.ENETUNREACH) {
 				if derr := t.k.RouteDel(old); derr != nil && !errors.Is(derr, netlinkx.ErrNotFound) {
 					errs = append(errs, derr)
 				} else {
@@ -259,6 +279,16 @@ func (t *RouteTable) Apply() (Result, error) {
 			zap.Int("unchanged", res.Unchanged), zap.Int("pending", res.Pending), zap.Int("errors", len(errs)))
 	}
 	return res, errors.Join(errs...)
+}
+
+// ownedAt finds our route to dst (rare: only after a failed replace).
+func ownedAt(owned []netlinkx.Route, dst netip.Prefix) (*netlinkx.Route, bool) {
+	for i := range owned {
+		if owned[i].Dst == dst {
+			return &owned[i], true
+		}
+	}
+	return nil, false
 }
 
 func (t *RouteTable) logConflicts(now map[netip.Prefix]int) {
