@@ -36,8 +36,8 @@ const guestVIP = "10.96.0.1:6443"
 // TestVMAgentsIPIPModes runs the real product in the VM: four gingham-node
 // agents (two racks), talking to the host's kube-apiserver (etcd and
 // kube-apiserver from bin/, CRDs installed) through qemu's user network,
-// peering over BGP among themselves, with pods attached by the real
-// gingham and gingham-ipam CNI plugins. The guest switches the IPPool's
+// peering over BGP among themselves and with the racks' ToR (BIRD), with
+// pods attached by the real gingham and gingham-ipam CNI plugins. The guest switches the IPPool's
 // ipipMode through the API Always -> CrossSubnet -> Never and checks
 // routes, pod flows and the underlay capture after each switch, with the
 // agents' PIDs unchanged.
@@ -66,6 +66,15 @@ func TestVMAgentsIPIPModes(t *testing.T) {
 		_, err := os.Stat(f.Src)
 		need(t, err == nil, f.Src+" missing (run make build)")
 	}
+	// The racks' ToR is BIRD, run from the host's package with its
+	// libraries: Never needs a BGP path between the racks.
+	_, err = os.Stat("/usr/sbin/bird")
+	need(t, err == nil, "bird2 not installed (make tools)")
+	bird, err := WithSharedObjects(File{Src: "/usr/sbin/bird", Dst: "bin/bird"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, bird...)
 	guest := filepath.Join(dir, "guest")
 	goBuild(t, guest, "./guest")
 

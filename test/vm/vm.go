@@ -238,3 +238,28 @@ func BootWith(ctx context.Context, k Kernel, initrd string, console io.Writer, o
 		return fmt.Errorf("qemu (pid %d) killed: %w", cmd.Process.Pid, ctx.Err())
 	}
 }
+
+// WithSharedObjects returns f plus the shared libraries its binary (f.Src)
+// needs, as `ldd` lists them, each at its own path inside the image, so a
+// dynamically linked host binary (BIRD) runs in the guest.
+func WithSharedObjects(f File) ([]File, error) {
+	out, err := exec.Command("ldd", f.Src).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", f.Src, err)
+	}
+	files := []File{f}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+		// "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vDSO has no path.
+		fields := strings.Fields(line)
+		for i, x := range fields {
+			if strings.HasPrefix(x, "/") && (i == 0 || fields[i-1] == "=>") {
+				files = append(files, File{Src: x, Dst: strings.TrimPrefix(x, "/")})
+			}
+		}
+	}
+	if len(files) == 1 {
+		return nil, fmt.Errorf("ldd %s: no shared objects listed (static? %q)", f.Src, out)
+	}
+	return files, nil
+}
