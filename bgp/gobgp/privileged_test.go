@@ -221,6 +221,7 @@ func nodeGlobal(addr string) bgp.GlobalConfig {
 
 func TestPrivilegedFRRWithMD5(t *testing.T) {
 	requirePrivileged(t)
+	t.Log("reliability: does: peers the speaker with FRR over TCP-MD5 (RFC 2385), first with a wrong password, then with the right one")
 	node, tor := "gh-bgp-node1", "gh-bgp-frr1"
 	netnsPair(t, node, tor, "10.99.0.1", "10.99.0.2")
 	// The frr user must reach the directory: not under t.TempDir (0700).
@@ -264,14 +265,17 @@ router bgp 65000
 	desired := bgp.Desired{Peers: []bgp.PeerConfig{peer}, Paths: []bgp.Path{{Prefix: netip.MustParsePrefix("10.244.0.0/26"), NextHop: netip.MustParseAddr("10.99.0.1")}}}
 
 	t.Run("wrong password never establishes", func(t *testing.T) {
+		t.Log("reliability: does: configures the speaker with a TCP-MD5 password FRR does not share and checks the session is not Established after 6s (the kernel drops the unsigned/mis-signed segments)")
 		h := startHelper(t, node, helperConfig{Global: nodeGlobal("10.99.0.1"), Desired: desired})
 		time.Sleep(6 * time.Second)
 		if st := h.state("10.99.0.2"); st == bgp.StateEstablished || st == "" {
 			t.Fatalf("session state %q, want a non-established state", st)
 		}
+		t.Logf("reliability: figure: %s: %s", "session state with a wrong TCP-MD5 password, after 6s", h.state("10.99.0.2"))
 		h.stop()
 	})
 	t.Run("right password: routes both ways", func(t *testing.T) {
+		t.Log("reliability: does: configures the right TCP-MD5 password and checks the session comes up and routes flow both ways")
 		desired.Peers[0].Password = "right-secret"
 		h := startHelper(t, node, helperConfig{Global: nodeGlobal("10.99.0.1"), Desired: desired})
 		t.Cleanup(func() {

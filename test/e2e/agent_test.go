@@ -127,6 +127,7 @@ func requireMatrix(t *testing.T, ctx context.Context, pods []*labnet.Pod) {
 // blocks; pods on different nodes reach each other with no encapsulation
 // (a capture on the underlay shows plain pod addresses).
 func TestAgentMesh(t *testing.T) {
+	t.Log("reliability: does: runs a 3-node mesh with pods, checks the connectivity matrix, plain (unencapsulated) pod traffic on the underlay, and that GoBGP's gRPC API is served only on the node's unix socket (a TCP connect to port 50051 inside the node fails)")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
@@ -161,6 +162,8 @@ func TestAgentMesh(t *testing.T) {
 	}
 	if _, err := labnet.Run(ctx, lab.NS("node1"), "busybox", "nc", "-w", "1", "127.0.0.1", "50051"); err == nil {
 		t.Errorf("GoBGP gRPC reachable over TCP port 50051 on node1")
+	} else {
+		t.Logf("reliability: figure: %s: %s", "GoBGP gRPC over TCP 127.0.0.1:50051 on node1", "connection fails (unix socket only)")
 	}
 
 	// ginghamctl node status on a node reads the agent's local socket and
