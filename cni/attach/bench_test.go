@@ -3,9 +3,13 @@ package attach_test
 // Benchmark B7 (docs/benchmarks.md): CNI ADD/DEL latency of the gingham
 // plugin vs the reference ptp plugin, both with host-local IPAM, sequential
 // and 20 in parallel, in a throwaway host netns. Run as root:
-//   go test -run '^$' -bench B7 -benchtime 1x ./cni/attach/
+//   go test -run '^$' -bench B7 -benchtime 1x ./cni/attach/ [-args -b7.bin $PWD/bin/gingham]
+// Without -b7.bin the test binary itself acts as the gingham plugin (larger
+// than bin/gingham: testing and more are linked in); make bench
+// (test/benchsuite) passes the real binary from make build.
 
 import (
+	"flag"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -18,7 +22,10 @@ import (
 	"github.com/gingham-net/gingham/internal/netns/netnstest"
 )
 
-const b7Pods = 40
+var (
+	b7Bin  = flag.String("b7.bin", "", "BenchmarkB7: the gingham plugin binary (default: this test binary)")
+	b7Pods = flag.Int("b7.pods", 40, "BenchmarkB7: pods per phase")
+)
 
 func BenchmarkB7(b *testing.B) {
 	for _, plugin := range []string{"gingham", "ptp"} {
@@ -30,10 +37,13 @@ func BenchmarkB7(b *testing.B) {
 				conf := []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bench","type":%q,"mtu":1500,"stateDir":%q,
 					"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/22"}]]}}`, plugin, dir, filepath.Join(dir, "ipam")))
 				r := attachtest.Self(host)
+				if plugin == "gingham" && *b7Bin != "" {
+					r = attachtest.Runner{Bin: *b7Bin, Host: host}
+				}
 				if plugin != "gingham" {
 					r = attachtest.Reference(host, plugin)
 				}
-				pods := make([]*netns.NS, b7Pods)
+				pods := make([]*netns.NS, *b7Pods)
 				for i := range pods {
 					pods[i] = netnstest.New(b, "p")
 				}
