@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,6 +68,8 @@ type agent struct {
 
 	learnedCh chan []bgp.LearnedRoute // latest learned set, capacity 1
 	sessionCh chan struct{}
+	statusCh  chan v1.GinghamNodeStatusStatus // latest status for statusWriter, capacity 1
+	passwords *passwordCache
 
 	learned    []bgp.LearnedRoute
 	lastPeers  []bgp.PeerConfig
@@ -133,8 +134,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 
-	a := &agent{cfg: cfg, log: log, client: c, watch: w, nodeIP: nodeIP,
-		health: newHealth(3 * statusInterval), learnedCh: make(chan []bgp.LearnedRoute, 1), sessionCh: make(chan struct{}, 1)}
+	a := &agent{cfg: cfg, log: log, client: c, watch: w, nodeIP: nodeIP, passwords: newPasswordCache(c, cfg.Namespace),
+		health: newHealth(3 * statusInterval), learnedCh: make(chan []bgp.LearnedRoute, 1), sessionCh: make(chan struct{}, 1),
+		statusCh: make(chan v1.GinghamNodeStatusStatus, 1)}
 	if err := a.writeMTU(false); err != nil {
 		return err
 	}
@@ -214,6 +216,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("agent running", zap.Bool("restarting", restarting), zap.Uint32("asn", asn), zap.String("nodeIP", nodeIP.String()))
 
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		a.statusWriter(ctx)
+	}()
 	loopErr := a.loop(ctx)
 
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -221,7 +228,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := a.speaker.Stop(stopCtx, false); err != nil {
 		log.Warn("stop BGP speaker", zap.Error(err))
 	}
-	a.writeStatus(stopCtx, "Stopping", nil)
+	<-writerDone // the last status written is this one
+	st := a.buildStatus(stopCtx, "Stopping", len(a.learned), nil)
+	a.local.set(statusObject(cfg.NodeName, st))
+	if err := writeStatus(stopCtx, c, cfg.NodeName, st); err != nil {
+		log.Warn("write node status", zap.Error(err))
+	}
 	if err := <-dpDone; err != nil && loopErr == nil {
 		loopErr = err
 	}
@@ -484,18 +496,22 @@ func unavailableList(names map[string]bool, pools []model.Pool, reason string) [
 
 // resolvePasswords fills each peer's TCP-MD5 password from its Secret in the
 // agent's namespace. A missing Secret leaves the peer out (it could never
-// establish) and is logged without the password.
+// establish) and is logged without the password; an unreadable one keeps
+// the password last read (see passwordCache).
 func (a *agent) resolvePasswords(ctx context.Context, peers []bgp.PeerConfig) []bgp.PeerConfig {
 	out := peers[:0:0]
 	for _, p := range peers {
 		if p.PasswordRef.IsSet() {
-			var sec corev1.Secret
-			err := a.client.Get(ctx, client.ObjectKey{Namespace: a.cfg.Namespace, Name: p.PasswordRef.Name}, &sec)
-			val, ok := sec.Data[p.PasswordRef.Key]
-			if err != nil || !ok {
+			data, err := a.passwords.get(ctx, p.PasswordRef.Name)
+			val, ok := data[p.PasswordRef.Key]
+			if !ok {
 				a.log.Warn("BGP password secret unavailable; peer skipped", zap.String("peer", p.String()),
 					zap.String("secret", a.cfg.Namespace+"/"+p.PasswordRef.Name), zap.String("key", p.PasswordRef.Key), zap.NamedError("cause", err))
 				continue
+			}
+			if err != nil {
+				a.log.Warn("BGP password secret unreadable; keeping the password last read", zap.String("peer", p.String()),
+					zap.String("secret", a.cfg.Namespace+"/"+p.PasswordRef.Name), zap.NamedError("cause", err))
 			}
 			p.Password = string(val)
 		}
@@ -520,14 +536,50 @@ func (a *agent) buildStatus(ctx context.Context, state string, learned int, unav
 	return st
 }
 
-// writeStatus publishes this node's sessions and counters, to the API and
-// to the local status socket.
+// writeStatus publishes this node's sessions and counters: to the local
+// status socket at once, and to the API through statusWriter, so the loop
+// never waits for the API server.
 func (a *agent) writeStatus(ctx context.Context, state string, unavailable []v1.PoolCondition) {
 	st := a.buildStatus(ctx, state, len(a.learned), unavailable)
 	a.local.set(statusObject(a.cfg.NodeName, st))
-	if err := writeStatus(ctx, a.client, a.cfg.NodeName, st); err != nil {
-		a.log.Warn("write node status", zap.Error(err))
-		return
+	select { // keep only the newest status
+	case <-a.statusCh:
+	default:
 	}
+	a.statusCh <- st
 	a.lastStatus = time.Now()
+}
+
+// statusRetry is how soon a failed status write is tried again.
+const statusRetry = time.Second
+
+// statusWriter writes the newest status handed over by writeStatus to the
+// API until ctx ends, retrying a failed write every statusRetry until it
+// succeeds or a newer status replaces it. It is the only goroutine writing
+// the status object while the loop runs: an API outage (every write then
+// takes client-go's retries, ~10s) delays the status, never the routes.
+func (a *agent) statusWriter(ctx context.Context) {
+	var pending *v1.GinghamNodeStatusStatus
+	for {
+		var retry <-chan time.Time
+		if pending != nil {
+			retry = time.After(statusRetry)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case st := <-a.statusCh:
+			pending = &st
+		case <-retry:
+		}
+		now := metav1.Now()
+		pending.LastUpdated = &now // when it reached the API
+		if err := writeStatus(ctx, a.client, a.cfg.NodeName, *pending); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("write node status", zap.Error(err))
+			}
+			continue
+		}
+		pending = nil
+	}
 }
