@@ -216,12 +216,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("agent running", zap.Bool("restarting", restarting), zap.Uint32("asn", asn), zap.String("nodeIP", nodeIP.String()))
 
+	writerCtx, stopWriter := context.WithCancel(ctx)
+	defer stopWriter()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		a.statusWriter(ctx)
+		a.statusWriter(writerCtx)
 	}()
 	loopErr := a.loop(ctx)
+	stopWriter() // the loop may also end with an error while ctx lives
 
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
