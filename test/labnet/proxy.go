@@ -29,6 +29,7 @@ type APIProxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	paused bool // Pause: connections are reset, live and new
 }
 
 // StartAPIProxy listens on listen inside namespace ns (the socket is
@@ -56,16 +57,53 @@ func (p *APIProxy) serve() {
 		if err != nil {
 			return // closed
 		}
+		if p.isPaused() {
+			reset(c)
+			continue
+		}
 		p.wg.Add(1)
 		go p.forward(c)
 	}
+}
+
+func (p *APIProxy) isPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// reset closes c with an RST (SO_LINGER 0), as a host that refuses.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// Pause cuts the namespace off the API server: every live connection is
+// reset and new ones are accepted and reset at once (clients see
+// "connection reset by peer") until Resume.
+func (p *APIProxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = true
+	for c := range p.conns {
+		reset(c)
+	}
+}
+
+// Resume forwards new connections again after Pause.
+func (p *APIProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = false
 }
 
 func (p *APIProxy) track(c net.Conn, add bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if add {
-		if p.closed {
+		if p.closed || p.paused {
 			return false
 		}
 		p.conns[c] = struct{}{}
@@ -78,15 +116,24 @@ func (p *APIProxy) track(c net.Conn, add bool) bool {
 func (p *APIProxy) forward(in net.Conn) {
 	defer p.wg.Done()
 	defer in.Close()
+	if p.isPaused() {
+		reset(in)
+		return
+	}
 	out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		return
 	}
 	defer out.Close()
-	if !p.track(in, true) || !p.track(out, true) {
+	if !p.track(in, true) {
+		reset(in)
 		return
 	}
 	defer p.track(in, false)
+	if !p.track(out, true) {
+		reset(in)
+		return
+	}
 	defer p.track(out, false)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
@@ -117,6 +164,18 @@ func (p *APIProxy) Close() error {
 		return fmt.Errorf("close api proxy in %s: %w", p.NS, err)
 	}
 	return nil
+}
+
+// APIProxy returns the API proxy of a node (StartAPIProxies).
+func (l *Lab) APIProxy(node string) (*APIProxy, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.proxies {
+		if p.NS == l.NS(node) {
+			return p, true
+		}
+	}
+	return nil, false
 }
 
 // APITarget returns host:port of the API server a rest.Config points at.
