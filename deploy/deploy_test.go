@@ -231,9 +231,30 @@ func TestDaemonSet(t *testing.T) {
 	}
 }
 
+// rbacTarget names what a ResourceAttributes asks about, for log lines.
+func rbacTarget(a authzv1.ResourceAttributes) string {
+	r := a.Resource
+	if a.Group != "" {
+		r += "." + a.Group
+	}
+	if a.Subresource != "" {
+		r += "/" + a.Subresource
+	}
+	if a.Name != "" {
+		r += " " + a.Name
+	}
+	if a.Namespace != "" {
+		r += " in namespace " + a.Namespace
+	} else {
+		r += " (cluster-wide)"
+	}
+	return r
+}
+
 // TestRBAC asks the API server whether gingham-node's service account may
 // do what it needs, and may not do the rest.
 func TestRBAC(t *testing.T) {
+	t.Log("reliability: does: asks the API server (SubjectAccessReview) whether gingham-node's service account may do each thing it needs and none of the rest: secrets only by name in its namespace, no pod, node, pool or peer writes, no RBAC escalation")
 	testenv.Need(t, env)
 	ctx := context.Background()
 	// The RBAC objects must exist; creating them again is harmless.
@@ -285,6 +306,7 @@ func TestRBAC(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Logf("reliability: does: asks whether gingham-node may %s %s (want allowed=%v)", tc.attrs.Verb, rbacTarget(tc.attrs), tc.allowed)
 			sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 				User:               "system:serviceaccount:" + ns + ":gingham-node",
 				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
@@ -294,6 +316,7 @@ func TestRBAC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("reliability: figure: allowed: %v", got.Status.Allowed)
 			if got.Status.Allowed != tc.allowed {
 				t.Errorf("%+v: allowed = %v, want %v (%s)", tc.attrs, got.Status.Allowed, tc.allowed, got.Status.Reason)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -65,6 +66,13 @@ func (f *faultStore) Delete(ctx context.Context, obj ipam.Object) error {
 	return f.write(ctx, "Delete", obj, f.Store.Delete)
 }
 
+// faultModes says what each faultStore mode does, for the reliability report.
+var faultModes = map[string]string{
+	"error":   "the write fails before it is made",
+	"applied": "the write is made but reported failed",
+	"cancel":  "the caller's context is cancelled as the write starts",
+}
+
 // TestClaimFaults breaks each write of a first assignment (the three
 // phases of the block claim, the handle, the block's allocation) in three
 // ways, then checks that the node's next assignments succeed, no address
@@ -81,6 +89,7 @@ func TestClaimFaults(t *testing.T) {
 	for _, step := range steps {
 		for _, mode := range []string{"error", "applied", "cancel"} {
 			t.Run(step+"/"+mode, func(t *testing.T) {
+				t.Logf("reliability: does: breaks the write %q of a node's first assignment (%s: %s), then checks that the next 3 assignments succeed, no address is given twice, every block is owned once through a confirmed affinity and the checker finds no leftovers", step, mode, faultModes[mode])
 				ctx, store := setup(t)
 				pool(t, "p", "10.2.0.0/25", 26)
 				node(t, "n1", nil)
@@ -94,7 +103,13 @@ func TestClaimFaults(t *testing.T) {
 				if !faulty.fired {
 					t.Fatalf("fault at %s never fired", step)
 				}
+				outcome := "failed"
+				if err != nil { // the cause, without the call chain
+					msg := err.Error()
+					outcome += " (" + msg[strings.LastIndex(msg, ": ")+2:] + ")"
+				}
 				if err == nil {
+					outcome = "survived: " + first.String()
 					given[first] = "net.h1"
 					t.Logf("assignment survived the fault: %s", first)
 				} else if errors.Is(err, ipam.ErrPoolExhausted) {
@@ -113,6 +128,8 @@ func TestClaimFaults(t *testing.T) {
 				if len(given) != 3 {
 					t.Fatalf("3 handles hold %d distinct addresses: %v", len(given), given)
 				}
+				t.Logf("reliability: figure: faulted assignment: %s", outcome)
+				t.Logf("reliability: figure: distinct addresses after the fault: %d of 3 assignments", len(given))
 				st := readState(t, ctx, store)
 				checkBlocksOwnedOnce(t, st)
 				if len(st.allocs) != 3 {
@@ -125,6 +142,7 @@ func TestClaimFaults(t *testing.T) {
 				if rep.Problems() != 0 || len(rep.PendingAffinities) != 0 {
 					t.Errorf("checker found leftovers: %+v", rep)
 				}
+				t.Logf("reliability: figure: checker problems left: %d", rep.Problems()+len(rep.PendingAffinities))
 			})
 		}
 	}

@@ -130,6 +130,7 @@ func TestPrivilegedAddCheckDel(t *testing.T) {
 }
 
 func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
+	t.Log("reliability: does: runs the gingham plugin's ADD into a pod netns that does not exist (failing after IPAM ADD) and checks the delegated host-local allocation is released")
 	netnstest.Privileged(t)
 	host := netnstest.New(t, "h")
 	c := conf(t, "")
@@ -144,11 +145,14 @@ func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
 	}
 	_ = json.Unmarshal(c, &cfg)
 	ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network"))
+	leaked := 0
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), "10.") {
+			leaked++
 			t.Errorf("allocation %s leaked after failed ADD", e.Name())
 		}
 	}
+	t.Logf("reliability: figure: allocations left after the failed ADD: %d", leaked)
 }
 
 func withPrev(t *testing.T, conf, result []byte) []byte {

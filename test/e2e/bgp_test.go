@@ -29,6 +29,7 @@ func learnedVia(ctx context.Context, lab *labnet.Lab, node, gw string) (bool, st
 // dies (SIGKILL: no NOTIFICATION) the learned routes stay until the hold
 // time runs out, then are withdrawn.
 func TestAgentRouteReflector(t *testing.T) {
+	t.Log("reliability: does: runs three agents behind a BIRD route reflector (mesh off, keepalive 1s, hold 3s), checks the full pod matrix, SIGKILLs the reflector and checks the learned routes stay for the hold time, then are withdrawn")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	spec := labnet.RRSpec(labnet.TestPrefix(), runDir(t), 3)
@@ -64,6 +65,7 @@ func TestAgentRouteReflector(t *testing.T) {
 	})
 	gone := time.Since(killed)
 	t.Logf("routes withdrawn %s after the reflector was killed (hold time 3s; the reflector advertised a graceful-restart time of 10s)", gone.Round(100*time.Millisecond))
+	t.Logf("reliability: figure: routes withdrawn after the reflector died: %s (hold time 3s)", gone.Round(100*time.Millisecond))
 	if gone < 2*time.Second {
 		t.Errorf("routes withdrawn after %s, before the 3s hold time", gone)
 	}
