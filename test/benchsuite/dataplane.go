@@ -298,9 +298,11 @@ func (d *dataplane) measure(ctx context.Context, reps int) (*result.File, error)
 		Method: fmt.Sprintf("Two host namespaces joined by a veth underlay (MTU %d). On each host, one pod attached by the real "+
 			"gingham CNI plugin (`bin/gingham`, host-local IPAM from the host's /26) and one attached by hand the same Calico "+
 			"way (performance.md Appendix A: veth, /32, 169.254.1.1 via proxy ARP and a permanent neighbour). Each host routes "+
-			"the other's /26 blocks via the underlay, as felix does in native mode. iperf3 `-t %d -O 1 -J`, one TCP stream, "+
+			"the other's /26 blocks via the underlay, as felix does in native mode, and has a default route via the other "+
+			"(a node's gateway: proxy ARP answers 169.254.1.1 only for a routable address). iperf3 `-t %d -O 1 -J`, one TCP stream, "+
 			"client in host/pod A, server in host/pod B; per repetition the three paths run in turn; receiver throughput. "+
-			"Client and server share the 2 CPUs, so every path is CPU-bound.", d.mtu, d.seconds),
+			"Client and server share the 2 CPUs, so every path is CPU-bound. The MTU check sends ICMP echoes with DF set "+
+			"from gingham pod A to pod B (from Go: iputils ping is not among the tools).", d.mtu, d.seconds),
 		Command: fmt.Sprintf("benchsuite dataplane -reps %d -t %d -mtu %d (as root)", reps, d.seconds, d.mtu),
 		Machine: machineLine(), Versions: map[string]string{"iperf3": iperfVersion(ctx)},
 		Figures: []result.Figure{

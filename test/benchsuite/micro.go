@@ -219,7 +219,7 @@ func (o microOpts) runOnce(ctx context.Context, testBin string, in invocation, r
 	cmd.Stderr = logf
 	t0 := time.Now()
 	err = cmd.Run()
-	fmt.Fprintf(os.Stderr, "micro: %s rep %d (%s): %s\n", in.bench, rep, in.pattern, time.Since(t0).Round(100*time.Millisecond))
+	fmt.Fprintf(os.Stderr, "micro: %s rep %d (%s): %s\n", in.bench, rep, in.tag, time.Since(t0).Round(100*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (log: %s)", in.commandLine(), err, logf.Name())
 	}
