@@ -138,6 +138,22 @@ func pathToAPI(p bgp.Path) (*apiutil.Path, error) {
 	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs}, nil
 }
 
+func stateFromFSM(s gbgp.FSMState) bgp.SessionState {
+	switch s {
+	case gbgp.BGP_FSM_CONNECT:
+		return bgp.StateConnect
+	case gbgp.BGP_FSM_ACTIVE:
+		return bgp.StateActive
+	case gbgp.BGP_FSM_OPENSENT:
+		return bgp.StateOpenSent
+	case gbgp.BGP_FSM_OPENCONFIRM:
+		return bgp.StateOpenConfirm
+	case gbgp.BGP_FSM_ESTABLISHED:
+		return bgp.StateEstablished
+	}
+	return bgp.StateIdle
+}
+
 func stateFromAPI(s api.PeerState_SessionState) bgp.SessionState {
 	switch s {
 	case api.PeerState_SESSION_STATE_CONNECT:

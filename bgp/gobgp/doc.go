@@ -21,6 +21,10 @@
 //     deferral time; Stop(ctx, false) sends no Cease to GR peers.
 //   - TCP-MD5 passwords are never logged; a peer whose password reference is
 //     unresolved is not configured (it could never establish).
+//   - SessionStatus.Since of an Established session is the exact time it
+//     came up (from the peer watch), never earlier: GoBGP's own uptime is
+//     truncated to the second, and the agent's "every session up and quiet
+//     for 1s" check then passed before a restarted peer's table arrived.
 //   - The speaker registers no metrics itself: Collector returns GoBGP's
 //     Prometheus collector for the caller's registry.
 package gobgp

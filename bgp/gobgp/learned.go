@@ -27,6 +27,9 @@ type learnedPath struct {
 type learnedTable struct {
 	mu       sync.Mutex
 	byPrefix map[netip.Prefix]map[netip.Addr]learnedPath
+	// changes is each peer's last watched state change, at full
+	// precision: GoBGP's own uptime and downtime keep whole seconds.
+	changes map[netip.Addr]stateChange
 
 	routesChanged chan struct{} // cap 1: coalesced pokes
 	peersChanged  chan struct{}
@@ -35,6 +38,7 @@ type learnedTable struct {
 func newLearnedTable() *learnedTable {
 	return &learnedTable{
 		byPrefix:      map[netip.Prefix]map[netip.Addr]learnedPath{},
+		changes:       map[netip.Addr]stateChange{},
 		routesChanged: make(chan struct{}, 1),
 		peersChanged:  make(chan struct{}, 1),
 	}
@@ -44,6 +48,7 @@ func (t *learnedTable) reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byPrefix = map[netip.Prefix]map[netip.Addr]learnedPath{}
+	t.changes = map[netip.Addr]stateChange{}
 }
 
 func poke(c chan struct{}) {
@@ -53,8 +58,42 @@ func poke(c chan struct{}) {
 	}
 }
 
-func (t *learnedTable) peerEvent(*apiutil.WatchEventMessage_PeerEvent, time.Time) {
+// stateChange is when a peer entered a session state.
+type stateChange struct {
+	state bgp.SessionState
+	at    time.Time
+}
+
+// peerEvent is GoBGP's OnPeerUpdate callback: it records state changes
+// with their exact time and pokes the session watchers.
+func (t *learnedTable) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) {
+	if ev != nil && ev.Type == apiutil.PEER_EVENT_STATE {
+		t.mu.Lock()
+		t.changes[ev.Peer.State.NeighborAddress.Unmap()] = stateChange{state: stateFromFSM(ev.Peer.State.SessionState), at: at}
+		t.mu.Unlock()
+	}
 	poke(t.peersChanged)
+}
+
+// since refines coarse, GoBGP's whole-second time of peer entering state,
+// with the watched change when it is the same transition. Without one (its
+// event not delivered yet) it returns the latest time coarse allows, never
+// after now, so "up for at least d" is never overstated: a session seen
+// Established at 12:00:05.9 is not up for a second at 12:00:06.0.
+func (t *learnedTable) since(peer netip.Addr, state bgp.SessionState, coarse, now time.Time) time.Time {
+	if coarse.IsZero() {
+		return coarse
+	}
+	t.mu.Lock()
+	c, ok := t.changes[peer]
+	t.mu.Unlock()
+	if ok && c.state == state && !c.at.Before(coarse) && c.at.Before(coarse.Add(time.Second)) {
+		return c.at
+	}
+	if latest := coarse.Add(time.Second); latest.Before(now) {
+		return latest
+	}
+	return now
 }
 
 // apply is GoBGP's OnBestPath callback.

@@ -274,6 +274,12 @@ func (s *Speaker) Sessions(ctx context.Context) ([]bgp.SessionStatus, error) {
 		} else if ts.GetDowntime() != nil {
 			st.Since = ts.GetDowntime().AsTime()
 		}
+		if st.State == bgp.StateEstablished {
+			// GoBGP keeps whole seconds: a session up since 12:00:05.9
+			// would look a second old at 12:00:06.0, and the agent would
+			// take the peer's table as complete before it arrived.
+			st.Since = s.learned.since(addr, st.State, st.Since, time.Now())
+		}
 		st.Info = p.GetState().GetDisconnectMessage()
 		st.Flaps = uint64(p.GetState().GetFlops())
 		for _, a := range p.GetAfiSafis() {
