@@ -121,3 +121,22 @@ bench: tools build
 	$$s report -results "$$r" -out docs/benchmarks.md -charts docs/bench -notes docs/benchmarks-notes.md || rc=1; \
 	[ $$rc = 0 ] || echo "make bench: a part failed (see above); the report has what was measured"; \
 	exit $$rc
+
+.PHONY: test-reliability
+
+## test-reliability: issue 9's reliability tests in their long variants (API server outage, killed CNI ADDs + IPAM GC, IPAM write faults, agent restarts, peer failure, hostile BGP peers, TCP-MD5, RBAC) plus FUZZTIME of fuzzing per target, reported in docs/reliability.md (written even when a test fails; raw go test -json in bin/); root; ~30 min
+RELIABILITY_JSON := $(BIN)/reliability.json
+test-reliability: tools build
+	@[ "$$(id -u)" = 0 ] || { echo "make test-reliability needs root (network namespaces)"; exit 1; }
+	@j='$(RELIABILITY_JSON)'; rc=0; : > "$$j"; \
+	run() { echo "test-reliability: go test $$*"; GINGHAM_RELIABILITY_LONG=1 $(GO) test -race -count=1 -json "$$@" >> "$$j" || { rc=1; echo "test-reliability: FAILED: go test $$*"; }; }; \
+	run -run '^(TestClaimFaults|TestGC.*)$$' ./ipam/; \
+	run -run '^TestRBAC$$' ./deploy/; \
+	run -run 'FailureReleases' ./cni/attach/; \
+	run -run 'MD5' ./bgp/gobgp/; \
+	run -timeout 90m -run '^(TestReliability.*|TestAgentRouteReflector|TestAgentMesh)$$' ./test/e2e/; \
+	for t in $(FUZZ_TARGETS); do echo "test-reliability: fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -json -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} >> "$$j" || { rc=1; echo "test-reliability: FAILED: fuzz $${t%%:*}"; }; done; \
+	$(GO) run ./hack/reliability-report -in "$$j" -out docs/reliability.md -check \
+		-command "make test-reliability: go test -race with GINGHAM_RELIABILITY_LONG=1, then each fuzz target for $(FUZZTIME)" || rc=1; \
+	exit $$rc
