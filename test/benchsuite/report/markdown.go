@@ -283,13 +283,13 @@ func met(m *bool) string {
 	}
 }
 
-// stat is "median (min–max)", or the median alone for one sample or a
-// constant.
+// stat is "median (min–max)", or the median alone for one sample or when
+// min and max print the same.
 func stat(s result.Stat) string {
 	if s.N == 0 {
 		return "—"
 	}
-	if s.N == 1 || s.Min == s.Max {
+	if s.N == 1 || num(s.Min) == num(s.Max) {
 		return num(s.Median)
 	}
 	return fmt.Sprintf("%s (%s–%s)", num(s.Median), num(s.Min), num(s.Max))
