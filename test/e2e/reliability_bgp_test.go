@@ -310,12 +310,24 @@ func TestReliabilityAgentRestart(t *testing.T) {
 		name := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[sig]
 		t.Run(name, func(t *testing.T) {
 			t.Logf("reliability: does: sends %s to node1's agent, keeps it down 3s, starts it again and waits until every agent is ready, while pods ping node2↔node3 and node2→node1 every 100ms and netlink route events are recorded on node1 and node2", name)
-			rbgpRestart(t, ctx, lab, pods, sig, name)
+			rbgpRestart(t, ctx, lab, pods, sig, name, 1, 3*time.Second)
+		})
+	}
+	if rbgpLong() {
+		t.Run("SIGKILL x10", func(t *testing.T) {
+			t.Log("reliability: does: (long, GINGHAM_RELIABILITY_LONG=1) kills node1's agent with SIGKILL and starts it at once, 10 times in a row, each as soon as the previous start is ready, under the same pings and route-event recording (Calico #7144: repeated restarts stalled routing)")
+			rbgpRestart(t, ctx, lab, pods, syscall.SIGKILL, "SIGKILL x10", 10, 0)
 		})
 	}
 }
 
-func rbgpRestart(t *testing.T, ctx context.Context, lab *labnet.Lab, pods []*labnet.Pod, sig syscall.Signal, name string) {
+// rbgpLong reports whether the long variants run (GINGHAM_RELIABILITY_LONG=1).
+func rbgpLong() bool { return os.Getenv("GINGHAM_RELIABILITY_LONG") == "1" }
+
+// rbgpRestart signals node1's agent, waits down, starts it again and waits
+// until all agents are ready, rounds times, under pings and route-event
+// recording; then checks nothing was lost and no gingham route churned.
+func rbgpRestart(t *testing.T, ctx context.Context, lab *labnet.Lab, pods []*labnet.Pod, sig syscall.Signal, name string, rounds int, down time.Duration) {
 	node1Addr := lab.Spec.Nodes[0].Addr.Addr().String()
 	before, _ := lab.Run(ctx, "node1", "ip", "route", "show", "proto", "96")
 	watches := []*rbgpRouteWatch{rbgpWatchRoutes(t, lab, "node1"), rbgpWatchRoutes(t, lab, "node2")}
@@ -326,42 +338,56 @@ func rbgpRestart(t *testing.T, ctx context.Context, lab *labnet.Lab, pods []*lab
 	}
 	time.Sleep(time.Second)
 
-	d, ok := lab.Daemon("node1/gingham-node")
-	if !ok {
-		t.Fatal("node1's agent is not running")
+	var exits, readies []time.Duration
+	for round := 0; round < rounds; round++ {
+		d, ok := lab.Daemon("node1/gingham-node")
+		if !ok {
+			t.Fatal("node1's agent is not running")
+		}
+		signalled := time.Now()
+		if err := d.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-d.Exited():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("node1's agent (pid %d) still running 20s after %s", d.PID, name)
+		}
+		exits = append(exits, time.Since(signalled))
+		if down > 0 {
+			// Down: the peers noticed (their sessions are not
+			// Established) and keep node1's block as stale routes, in
+			// their kernels too.
+			time.Sleep(down)
+			if st := rbgpSessionState(ctx, lab, "node2", node1Addr); st == "Establ" {
+				t.Errorf("node2's session with node1 is Established while node1's agent is down")
+			}
+			if ok, out := learnedVia(ctx, lab, "node2", node1Addr); !ok {
+				t.Errorf("node2 dropped node1's routes while node1's agent was down:\n%s", out)
+			}
+		}
+		if _, err := lab.StartAgent("node1", ""); err != nil {
+			t.Fatal(err)
+		}
+		started := time.Now()
+		waitReady(t, ctx, lab)
+		readies = append(readies, time.Since(started))
+		waitFor(t, ctx, "node2's session with node1 Established", func() (bool, string) {
+			st := rbgpSessionState(ctx, lab, "node2", node1Addr)
+			return st == "Establ", st
+		})
+		time.Sleep(time.Second)
 	}
-	signalled := time.Now()
-	if err := d.Signal(sig); err != nil {
-		t.Fatal(err)
+	rnd := func(ds []time.Duration, r time.Duration) string {
+		out := make([]string, len(ds))
+		for i, d := range ds {
+			out[i] = d.Round(r).String()
+		}
+		return strings.Join(out, ", ")
 	}
-	select {
-	case <-d.Exited():
-	case <-time.After(20 * time.Second):
-		t.Fatalf("node1's agent (pid %d) still running 20s after %s", d.PID, name)
-	}
-	t.Logf("reliability: figure: %s: %s", "agent exit after "+name, time.Since(signalled).Round(10*time.Millisecond).String())
-
-	// Down: the peers noticed (their sessions are not Established) and
-	// keep node1's block as stale routes, in their kernels too.
-	time.Sleep(3 * time.Second)
-	if st := rbgpSessionState(ctx, lab, "node2", node1Addr); st == "Establ" {
-		t.Errorf("node2's session with node1 is Established while node1's agent is down")
-	}
-	if ok, out := learnedVia(ctx, lab, "node2", node1Addr); !ok {
-		t.Errorf("node2 dropped node1's routes while node1's agent was down:\n%s", out)
-	}
-
-	if _, err := lab.StartAgent("node1", ""); err != nil {
-		t.Fatal(err)
-	}
-	started := time.Now()
-	waitReady(t, ctx, lab)
-	t.Logf("reliability: figure: %s: %s", "agent ready after start ("+name+")", time.Since(started).Round(100*time.Millisecond).String())
-	waitFor(t, ctx, "node2's session with node1 Established", func() (bool, string) {
-		st := rbgpSessionState(ctx, lab, "node2", node1Addr)
-		return st == "Establ", st
-	})
-	time.Sleep(3 * time.Second) // learned routes complete, first apply done, peers' End-of-RIB
+	t.Logf("reliability: figure: %s: %s", "agent exit after "+name, rnd(exits, 10*time.Millisecond))
+	t.Logf("reliability: figure: %s: %s", "agent ready after start ("+name+")", rnd(readies, 100*time.Millisecond))
+	time.Sleep(2 * time.Second) // learned routes complete, first apply done, peers' End-of-RIB
 
 	for _, p := range pingers {
 		r := p.stop()

@@ -268,6 +268,7 @@ func rbgpOutcome(ctx context.Context, lab *labnet.Lab, s *bgpwire.Session, p net
 // flood. Each case checks the agent stays the same process, its mesh
 // sessions are never reset and the mesh routes stay in the kernels.
 func TestReliabilityBGPHostilePeers(t *testing.T) {
+	t.Log("reliability: does: points a hand-written BGP speaker at node1 of a 3-node mesh: OPENs from an unconfigured address and with the wrong AS, then malformed UPDATEs and a prefix flood from configured eBGP peers, checking the agent and its other sessions survive")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	lab, ns := rbgpHostileLab(t, ctx)
