@@ -40,7 +40,8 @@ func cmdBegin(ctx context.Context, args []string) error {
 		}
 	}
 	r := &report.Run{Started: time.Now(), Command: *command, Machine: machine(), Go: runtime.Version(),
-		Commit: commit(ctx), Versions: versions(ctx), LoadStart: loadavg(), BusyStart: busyCPU()}
+		Commit: commit(ctx), Versions: versions(ctx), LoadStart: loadavg()}
+	r.BusyStart, r.StealStart = cpuTimes()
 	return report.WriteRun(*dir, r)
 }
 
@@ -53,7 +54,8 @@ func cmdEnd(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r.Finished, r.LoadEnd, r.BusyEnd = time.Now(), loadavg(), busyCPU()
+	r.Finished, r.LoadEnd = time.Now(), loadavg()
+	r.BusyEnd, r.StealEnd = cpuTimes()
 	return report.WriteRun(*dir, r)
 }
 
@@ -195,21 +197,21 @@ func loadavg() [3]float64 {
 	return l
 }
 
-// busyCPU is the CPU-seconds all CPUs spent not idle since boot.
-func busyCPU() float64 {
+// cpuTimes are the CPU-seconds all CPUs spent busy (user, nice, system,
+// irq, softirq) and stolen by the hypervisor since boot.
+func cpuTimes() (busy, steal float64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var busy float64
-	for i := 1; i < len(f) && i <= 8; i++ {
-		if i == 4 || i == 5 {
-			continue
-		}
-		x, _ := strconv.ParseFloat(f[i], 64)
-		busy += x
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
 	}
-	return busy / 100 // USER_HZ
+	ticks := func(i int) float64 {
+		x, _ := strconv.ParseFloat(f[i], 64)
+		return x / 100 // USER_HZ
+	}
+	return ticks(1) + ticks(2) + ticks(3) + ticks(6) + ticks(7), ticks(8)
 }

@@ -134,6 +134,9 @@ func loadNote(run *Run) string {
 	s += fmt.Sprintf("; all CPUs together were busy %.2f cores on average, the parts' own processes used %.2f, "+
 		"so at most %.2f cores went to others (an upper bound: daemons that detach, BIRD and FRR, count as others)",
 		busy/wall, ours/wall, math.Max(0, busy-ours)/wall)
+	if steal := run.StealEnd - run.StealStart; steal > 0 {
+		s += fmt.Sprintf("; the hypervisor took %.2f cores on average (steal)", steal/wall)
+	}
 	return s
 }
 

@@ -23,10 +23,13 @@ type Run struct {
 	LoadStart [3]float64 `json:"loadStart"`
 	LoadEnd   [3]float64 `json:"loadEnd"`
 	// BusyStart and BusyEnd are the CPU-seconds all CPUs had spent busy
-	// since boot (/proc/stat, all but idle and iowait).
+	// since boot (/proc/stat: user, nice, system, irq, softirq).
 	BusyStart float64 `json:"busyStart"`
 	BusyEnd   float64 `json:"busyEnd"`
-	Steps     []Step  `json:"steps,omitempty"`
+	// StealStart and StealEnd are the CPU-seconds the hypervisor took.
+	StealStart float64 `json:"stealStart,omitempty"`
+	StealEnd   float64 `json:"stealEnd,omitempty"`
+	Steps      []Step  `json:"steps,omitempty"`
 }
 
 // Machine is what the figures were measured on.
