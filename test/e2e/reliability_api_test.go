@@ -195,7 +195,8 @@ func TestReliabilityAPIServerOutage(t *testing.T) {
 	t.Logf("reliability: does: cuts all three nodes of a BGP mesh off the API server for %s (labnet.APIProxy.Pause resets live and new connections; node3 gets the API back after %s and, through CNI, puts a pod in a natOutgoing pool created meanwhile) while pods ping across nodes, then checks 0 packets lost, no gingham (proto 96) route deleted, no TCP-MD5 mesh session down (password from a Secret), the same agent PIDs, and times node1's and node2's catch-up (pool in the NAT table, status rewritten)", outage, node3Back)
 	rapiFigure(t, "outage", "%s for node1 and node2, %s for node3", outage, node3Back)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+outage)
+	// Generous: the machine is shared and lab setup alone can take minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+outage)
 	defer cancel()
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
 	// The mesh is TCP-MD5 protected, its password in a Secret the agents
@@ -794,7 +795,7 @@ func TestReliabilityIPAMKilledAdds(t *testing.T) {
 	t.Logf("reliability: does: runs %d rounds of %d concurrent gingham CNI ADDs (%d per node, 3 nodes) and SIGKILLs them (plugin and gingham-ipam) at random moments, half 0-%s after start and half 0-%s after their IPAMHandle appears, plus one node's gingham-node per round; killed ADDs get a runtime's DEL and a retry in a new sandbox, or (every other one) no DEL and their Pod deleted; then checks no address is allocated twice, ginghamctl ipam check reports exactly the leaks, and the IPAM GC (grace %s) repairs them while live pods keep their addresses",
 		rounds, 3*perNode, perNode, timerKillMax, handleKillMax, grace)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(rounds)*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+time.Duration(rounds)*90*time.Second)
 	defer cancel()
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
 	agentEnv := "GINGHAM_IPAM_GC_GRACE=" + grace.String()
