@@ -1,25 +1,51 @@
-// Command bench runs issue 5's BGP benchmarks (performance.md §7) in
-// throwaway network namespaces, each beside its references in the same
-// run, and prints Markdown tables of absolute figures and ratios:
+// Command bench runs the BGP benchmarks of issues 5 and 9 (performance.md
+// §7: B3, B4, B5, B6, B10, B11) in throwaway network namespaces, each
+// beside its references measured in the same run, prints Markdown tables
+// and, with -results DIR, writes one result.File per benchmark
+// (DIR/b3.json, ...) for the report writer of `make bench`.
 //
-//   - B4: N prefixes from a BIRD injector over eBGP into the target's
-//     kernel FIB; targets gingham-node (with a real API server), BIRD
-//     (protocol kernel, export all) and FRR (bgpd+zebra).
-//   - B11: idle RSS of each target holding the same 1k learned routes.
+//   - B3 BGP ingest, bgperf-style: a BIRD injector (1 or k eBGP sessions of
+//     static /32s) → target → an independent BIRD monitor counting the
+//     routes it imported from the target; t50/t99/t100 at the monitor,
+//     session-up time, peak RSS and CPU-seconds of the target. Targets:
+//     gingham-node, standalone gobgpd, BIRD, FRR (bgpd+zebra).
+//   - B4 BGP → FIB: N prefixes from a BIRD injector over eBGP into the
+//     target's kernel FIB; gingham-node, BIRD (protocol kernel) and FRR.
+//   - B5 full mesh: K agents in K namespaces on one bridge, one API server;
+//     time from start until every node has the K−1 remote blocks in its
+//     kernel (and until every status shows K−1 sessions Established), RSS
+//     and CPU per agent; reference: the same mesh of K BIRDs with Calico's
+//     mesh template and timers.
+//   - B6 route propagation: a pod created on node A (CNI ADD with gingham's
+//     plugins, claiming a new /32 block) → its block route in node B's
+//     kernel, p50/p99; reference: BIRD A with the block added as a static
+//     route through `birdc configure` (as Calico's confd does) → BIRD B
+//     (protocol kernel).
+//   - B10 failover: (a) agent SIGKILL and (b) underlay link down, time until
+//     the peer's kernel drops the routes; (c) graceful restart (SIGTERM +
+//     start): pings lost pod→pod and whether either kernel route flapped;
+//     reference: BIRD with the same hold and graceful-restart times.
+//   - B11 footprint: idle RSS and CPU of each B4 target holding 1k routes.
 //
-// It needs root, bin/ from `make build`, and bird2/frr. Run it with
-// `make bench-bgp`; it is a program, so `go test ./...` never runs it.
+// It needs root, bin/ from `make build` (gingham-node, gingham-cni plugins,
+// kube-apiserver, etcd), bird2, frr and gobgpd. Run it with `make
+// bench-bgp`; it is a program, so `go test ./...` never runs it.
 //
-// Topology: namespace inj hosts BIRD (AS 65100) with one static protocol
-// per size (disabled) and one BGP session per target (disabled). The
-// gingham node gnode sits on a bridge in inj (10.0.0.11, injector
-// 10.0.0.1); the BIRD target btgt and the FRR target ftgt sit on /31 veths
-// (10.1.0.1 and 10.1.0.3). A cell enables one session, waits for
-// Established, then enables the static protocol: that instant is t0, and
-// the cell ends when an independent observer (netlink route events in the
-// target's namespace) has seen all N routes of the target's kernel
-// protocol. The static protocol is then disabled and the withdrawal timed
-// the same way, and the session disabled again.
+// Default sizes (chosen so that the whole default invocation finishes in
+// ≤ 12 minutes on the project's 2-vCPU VM with 3 repetitions per cell):
+//
+//	-reps 3
+//	-b4-sizes 1000,10000,100000     B4 (100k: gingham takes ~20 s each way)
+//	-b11-idle 10s                   B11 idle window
+//	-b3-cells 1x20000,10x1000       B3 peers×routes per peer (not 1×100k:
+//	                                gingham would also program 100k routes)
+//	-b5-k 10,25,50                  B5 mesh sizes
+//	-b6-events 30                   B6 pods (each claims a new block)
+//	-b10-keepalive 1s -b10-gr 10s   B10 timers (hold = 3 × keepalive)
+//
+// Select benchmarks with -only (e.g. -only B3,B5). Everything runs in
+// namespaces ght<pid>-*, removed at the end or on SIGINT/SIGTERM; logs and
+// configurations stay under /var/tmp/gingham-bench-*.
 package main
 
 import (
@@ -27,165 +53,136 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/internal/testenv"
+	"github.com/gingham-net/gingham/test/bench/result"
 	"github.com/gingham-net/gingham/test/labnet"
 )
 
-const (
-	injAS      = 65100
-	injName    = "inj"
-	nodeName   = "gnode"
-	birdTarget = "btgt"
-	frrTarget  = "ftgt"
-
-	protoGingham = 96  // gingham's kernel route protocol
-	protoBIRD    = 12  // RTPROT_BIRD
-	protoFRR     = 186 // RTPROT_BGP (zebra)
-)
-
-// injected is where the injector's prefixes live: /32s, one static
-// protocol per size in its own /16 range so sizes never overlap.
-var injected = netip.MustParsePrefix("172.16.0.0/12")
-
-// target is one system under test.
-type target struct {
-	name  string // table column
-	proto string // injector's BGP protocol towards it
-	ns    string
-	kind  netlink.RouteProtocol
-	watch *fibWatch
-	pids  func() []int // processes whose RSS is summed for B11
+// options are the command line.
+type options struct {
+	results   string
+	only      map[string]bool
+	reps      int
+	b4Sizes   []int
+	b11Idle   time.Duration
+	b3Cells   []b3Cell
+	b5K       []int
+	b6Events  int
+	b10Keep   time.Duration
+	b10GR     time.Duration
+	keepGoing bool
 }
 
-type bench struct {
-	lab     *labnet.Lab
-	env     *testenv.Env
-	runDir  string
-	injSock string
-	injD    *labnet.Daemon
-	agentD  *labnet.Daemon
-	targets []*target
-	sizes   []int
-}
+// allBenches in the order they run.
+var allBenches = []string{"B11", "B4", "B3", "B5", "B6", "B10"}
 
 func main() {
-	sizesFlag := flag.String("sizes", "10000,100000", "B4 prefix counts, comma-separated")
-	reps := flag.Int("reps", 3, "repetitions per cell")
-	idle := flag.Duration("idle", 10*time.Second, "B11: idle time after convergence before RSS is read")
-	skipB4 := flag.Bool("skip-b4", false, "run B11 only")
+	var o options
+	flag.StringVar(&o.results, "results", "", "write one result JSON per benchmark into this directory")
+	only := flag.String("only", strings.Join(allBenches, ","), "benchmarks to run, comma-separated")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions per cell")
+	sizes := flag.String("b4-sizes", "1000,10000,100000", "B4 prefix counts, comma-separated")
+	flag.StringVar(sizes, "sizes", "1000,10000,100000", "alias of -b4-sizes")
+	flag.DurationVar(&o.b11Idle, "b11-idle", 10*time.Second, "B11: idle time after convergence over which RSS and CPU are read")
+	flag.DurationVar(&o.b11Idle, "idle", 10*time.Second, "alias of -b11-idle")
+	skipB4 := flag.Bool("skip-b4", false, "run B11 only (same as -only B11)")
+	cells := flag.String("b3-cells", "1x20000,10x1000", "B3 cells: peers x routes per peer, comma-separated")
+	ks := flag.String("b5-k", "10,25,50", "B5 mesh sizes, comma-separated")
+	flag.IntVar(&o.b6Events, "b6-events", 30, "B6 pods created (events) per system")
+	flag.DurationVar(&o.b10Keep, "b10-keepalive", time.Second, "B10 keepalive (hold time is three times it)")
+	flag.DurationVar(&o.b10GR, "b10-gr", 10*time.Second, "B10 graceful-restart time")
+	flag.BoolVar(&o.keepGoing, "keep-going", true, "run the remaining benchmarks when one fails")
 	flag.Parse()
-	var sizes []int
-	for _, s := range strings.Split(*sizesFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 || n > 200000 {
-			fmt.Fprintf(os.Stderr, "bad size %q\n", s)
-			os.Exit(2)
+
+	fail := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+		os.Exit(2)
+	}
+	var err error
+	if o.b4Sizes, err = parseInts(*sizes, 1, 500000); err != nil {
+		fail("-b4-sizes: %v", err)
+	}
+	if o.b5K, err = parseInts(*ks, 2, 200); err != nil {
+		fail("-b5-k: %v", err)
+	}
+	if o.b3Cells, err = parseCells(*cells); err != nil {
+		fail("-b3-cells: %v", err)
+	}
+	o.only = map[string]bool{}
+	for _, b := range strings.Split(*only, ",") {
+		b = strings.ToUpper(strings.TrimSpace(b))
+		if b == "" {
+			continue
 		}
-		sizes = append(sizes, n)
+		known := false
+		for _, k := range allBenches {
+			known = known || k == b
+		}
+		if !known {
+			fail("-only: unknown benchmark %q (have %s)", b, strings.Join(allBenches, ","))
+		}
+		o.only[b] = true
+	}
+	if *skipB4 {
+		o.only = map[string]bool{"B11": true}
+	}
+	if o.reps < 1 || o.b6Events < 1 || o.b10Keep < time.Second || o.b10GR < time.Second {
+		fail("-reps and -b6-events must be positive, -b10-keepalive and -b10-gr at least 1s")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, sizes, *reps, *idle, *skipB4); err != nil {
+	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, sizes []int, reps int, idle time.Duration, skipB4 bool) (err error) {
+func parseInts(s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("bad value %q (want %d..%d)", f, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runner holds what every benchmark shares: the API server, the run
+// directory and the run's description.
+type runner struct {
+	opts   options
+	env    *testenv.Env
+	runDir string
+	info   runInfo
+}
+
+func run(ctx context.Context, o options) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespaces)")
 	}
-	b := &bench{sizes: sizes}
-	defer func() { err = errors.Join(err, b.close()) }()
-	if err := b.setup(ctx); err != nil {
-		return err
+	begin := time.Now()
+	if err := labnet.CleanupStale(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cleanup of stale labs:", err)
 	}
-	fmt.Print(machine(ctx))
-
-	// B11 first, on fresh processes: idle RSS with 1k routes. All three
-	// targets learn the same 1k routes at once; each repetition restarts
-	// them so no earlier, larger table inflates the figure.
-	rss := map[string][]float64{}
-	for r := 0; r < reps; r++ {
-		if r > 0 {
-			if err := b.restartTargets(ctx); err != nil {
-				return err
-			}
-		}
-		m, err := b.idleRSS(ctx, 1000, idle)
-		if err != nil {
-			return fmt.Errorf("B11 rep %d: %w", r+1, err)
-		}
-		for k, v := range m {
-			rss[k] = append(rss[k], v)
-		}
-		fmt.Fprintf(os.Stderr, "B11 rep %d: %v\n", r+1, m)
+	r := &runner{opts: o}
+	r.runDir, err = os.MkdirTemp("/var/tmp", "gingham-bench-")
+	if err != nil {
+		return fmt.Errorf("run dir: %w", err)
 	}
-	printB11(rss, b.targets, idle)
-	if skipB4 {
-		return nil
+	if err := os.Chmod(r.runDir, 0o755); err != nil {
+		return fmt.Errorf("run dir: %w", err)
 	}
-
-	// B4: repetitions outermost, so that load drift on the shared machine
-	// hits every target alike.
-	type cellKey struct {
-		target string
-		n      int
-	}
-	add := map[cellKey][]progress{}
-	del := map[cellKey][]progress{}
-	for r := 0; r < reps; r++ {
-		for _, n := range sizes {
-			for _, t := range b.targets {
-				a, d, err := b.ingest(ctx, t, n)
-				if err != nil {
-					return fmt.Errorf("B4 rep %d, %s, %d routes: %w", r+1, t.name, n, err)
-				}
-				fmt.Fprintf(os.Stderr, "B4 rep %d %s n=%d: add t50 %v t99 %v t100 %v; withdraw t100 %v (events only %v/%v)\n",
-					r+1, t.name, n, a.t50, a.t99, a.t100, d.t100, a.eventsOnly, d.eventsOnly)
-				k := cellKey{t.name, n}
-				add[k] = append(add[k], a)
-				del[k] = append(del[k], d)
-			}
-		}
-	}
-	for _, n := range sizes {
-		fmt.Printf("\n### B4: %d /32 prefixes from a BIRD injector into the kernel FIB (%d reps)\n\n", n, reps)
-		fmt.Println("| target | t50 | t99 | t100 (median, min–max) | routes/s (N / t100 median) | gingham / target (t100) | withdraw all, t100 |")
-		fmt.Println("|---|---|---|---|---|---|---|")
-		gm := median(t100s(add[cellKey{b.targets[0].name, n}]))
-		for _, t := range b.targets {
-			ps := add[cellKey{t.name, n}]
-			m := median(t100s(ps))
-			lo, hi := minmax(t100s(ps))
-			fmt.Printf("| %s | %.2f s | %.2f s | %.2f s (%.2f–%.2f) | %.0f | %.2f | %.2f s |\n", t.name,
-				median(pick(ps, func(p progress) time.Duration { return p.t50 })),
-				median(pick(ps, func(p progress) time.Duration { return p.t99 })),
-				m, lo, hi, float64(n)/m, gm/m, median(t100s(del[cellKey{t.name, n}])))
-		}
-	}
-	return nil
-}
-
-// setup starts the API server, builds the lab, starts the three targets
-// and the injector.
-func (b *bench) setup(ctx context.Context) error {
+	defer fmt.Fprintln(os.Stderr, "logs kept in", r.runDir)
+	r.info = collectRunInfo(ctx)
 	env, reason, err := testenv.Start()
 	if err != nil {
 		return fmt.Errorf("start API server: %w", err)
@@ -193,445 +190,57 @@ func (b *bench) setup(ctx context.Context) error {
 	if env == nil {
 		return fmt.Errorf("start API server: %s", reason)
 	}
-	b.env = env
-	if err := labnet.CleanupStale(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup of stale labs:", err)
-	}
-	b.runDir, err = os.MkdirTemp("/var/tmp", "gingham-bench-")
-	if err != nil {
-		return fmt.Errorf("run dir: %w", err)
-	}
-	spec := benchSpec(labnet.TestPrefix(), b.runDir)
-	b.lab, err = labnet.Build(ctx, spec)
-	if err != nil {
-		return err
-	}
-	if err := b.startInjector(); err != nil {
-		return err
-	}
-	for _, r := range []string{birdTarget, frrTarget} {
-		if err := b.lab.StartRouter(ctx, r); err != nil {
-			return err
-		}
-	}
-	if err := b.lab.StartAPIProxies(env.Config, env.Kubeconfig); err != nil {
-		return err
-	}
-	if err := b.lab.RegisterNodes(ctx, env.Client); err != nil {
-		return err
-	}
-	if err := b.lab.ApplyObjects(ctx, env.Client); err != nil {
-		return err
-	}
-	if err := b.startAgent(); err != nil {
-		return err
-	}
-	daemonPIDs := func(names ...string) func() []int {
-		return func() []int {
-			var out []int
-			for _, n := range names {
-				if d, ok := b.lab.Daemon(n); ok {
-					out = append(out, d.PID)
-				}
-			}
-			return out
-		}
-	}
-	b.targets = []*target{
-		{name: "gingham-node", proto: "p_gnode", ns: b.lab.NS(nodeName), kind: protoGingham,
-			pids: func() []int { return []int{b.agentD.PID} }},
-		{name: "BIRD", proto: "p_btgt", ns: b.lab.NS(birdTarget), kind: protoBIRD, pids: daemonPIDs(birdTarget + "/bird")},
-		{name: "FRR (bgpd+zebra)", proto: "p_ftgt", ns: b.lab.NS(frrTarget), kind: protoFRR,
-			pids: daemonPIDs(frrTarget+"/bgpd", frrTarget+"/zebra")},
-	}
-	for _, t := range b.targets {
-		if t.watch, err = newFIBWatch(t.ns, t.kind, injected); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+	r.env = env
+	defer env.Stop()
+	fmt.Print(r.info)
 
-func benchSpec(prefix, runDir string) labnet.Spec {
-	injAddr := netip.MustParseAddr("10.0.0.1")
-	s := labnet.Spec{Prefix: prefix, RunDir: runDir, PoolCIDR: labnet.DefaultPool()}
-	s.Segments = []labnet.Segment{{Name: "lan", CIDR: netip.MustParsePrefix("10.0.0.0/24"), Host: injName, Gateway: injAddr}}
-	s.Nodes = []labnet.Node{{Name: nodeName, Segment: "lan", Addr: netip.MustParsePrefix("10.0.0.11/24"), Gateway: injAddr}}
-	s.Links = []labnet.Link{
-		{A: injName, B: birdTarget, AAddr: netip.MustParsePrefix("10.1.0.0/31"), BAddr: netip.MustParsePrefix("10.1.0.1/31")},
-		{A: injName, B: frrTarget, AAddr: netip.MustParsePrefix("10.1.0.2/31"), BAddr: netip.MustParsePrefix("10.1.0.3/31")},
+	type bench struct {
+		names []string
+		run   func(context.Context) error
 	}
-	s.Routers = []labnet.Router{
-		// The injector's namespace; its BIRD is started by startInjector
-		// with its own configuration, never by StartRouter.
-		{Name: injName, Kind: labnet.BIRD, AS: injAS, RouterID: injAddr},
-		{Name: birdTarget, Kind: labnet.BIRD, AS: 65201, RouterID: netip.MustParseAddr("10.1.0.1"), FIB: true,
-			Neighbors: []labnet.Neighbor{{Name: injName, Addr: netip.MustParseAddr("10.1.0.0"), AS: injAS}}},
-		{Name: frrTarget, Kind: labnet.FRR, AS: 65202, RouterID: netip.MustParseAddr("10.1.0.3"),
-			Neighbors: []labnet.Neighbor{{Name: injName, Addr: netip.MustParseAddr("10.1.0.2"), AS: injAS}}},
+	benches := []bench{
+		{[]string{"B11", "B4"}, func(ctx context.Context) error { return r.b4b11(ctx, o.only["B4"], o.only["B11"]) }},
+		{[]string{"B3"}, r.b3},
+		{[]string{"B5"}, r.b5},
+		{[]string{"B6"}, r.b6},
+		{[]string{"B10"}, r.b10},
 	}
-	mesh := false
-	as := int64(labnet.ClusterAS)
-	peerAS := int64(injAS)
-	s.Objects = []client.Object{
-		&v1.BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: v1.DefaultBGPConfigName},
-			Spec: v1.BGPConfigurationSpec{NodeToNodeMeshEnabled: &mesh, ASNumber: &as}},
-		// Non-pool prefixes: allowPoolRoutes is not needed.
-		&v1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "injector"},
-			Spec: v1.BGPPeerSpec{NodeSelector: "all()", PeerIP: injAddr.String(), ASNumber: &peerAS}},
-	}
-	return s
-}
-
-// staticName is the injector's static protocol holding n routes.
-func staticName(n int) string { return "s" + strconv.Itoa(n) }
-
-// injectorConfig renders the injector's bird.conf: one disabled static
-// protocol of n /32 blackholes per size, each starting on its own /16
-// boundary from 172.16.0.0, and one disabled eBGP session per target.
-func injectorConfig(sizes []int) string {
-	var sb strings.Builder
-	p := func(format string, a ...any) { fmt.Fprintf(&sb, format+"\n", a...) }
-	p("log stderr { warning, error, fatal };")
-	p("router id 10.0.0.1;")
-	p("protocol device { scan time 10; }")
-	base := uint32(172)<<24 | uint32(16)<<16
-	for _, n := range sizes {
-		p("protocol static %s {", staticName(n))
-		p("  disabled;")
-		p("  ipv4;")
-		for i := 0; i < n; i++ {
-			a := base + uint32(i)
-			p("  route %d.%d.%d.%d/32 blackhole;", a>>24, a>>16&255, a>>8&255, a&255)
-		}
-		p("}")
-		// Next size starts on the next /16 boundary after this one.
-		base = (base + uint32(n) + 0xffff) &^ 0xffff
-	}
-	p("template bgp inj {")
-	p("  local as %d;", injAS)
-	p("  hold time 9; keepalive time 3; connect delay time 1; connect retry time 2; error wait time 1, 5;")
-	p("  ipv4 { import none; export all; };")
-	p("}")
-	p("protocol bgp p_gnode from inj { disabled; neighbor 10.0.0.11 as %d; }", labnet.ClusterAS)
-	p("protocol bgp p_btgt from inj { disabled; neighbor 10.1.0.1 as 65201; }")
-	p("protocol bgp p_ftgt from inj { disabled; neighbor 10.1.0.3 as 65202; }")
-	return sb.String()
-}
-
-// allSizes are the static protocols the injector has: B11's 1k and B4's.
-func (b *bench) allSizes() []int {
-	seen := map[int]bool{1000: true}
-	out := []int{1000}
-	for _, n := range b.sizes {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (b *bench) startInjector() error {
-	dir := b.lab.RouterDir(injName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("injector: %w", err)
-	}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(injectorConfig(b.allSizes())), 0o644); err != nil {
-		return fmt.Errorf("injector: %w", err)
-	}
-	b.injSock = filepath.Join(dir, "bird.ctl")
-	d, err := labnet.StartDaemon(injName+"/bird", b.lab.NS(injName), filepath.Join(dir, "bird.log"), nil,
-		"bird", "-f", "-c", conf, "-s", b.injSock, "-P", filepath.Join(dir, "bird.pid"))
-	if err != nil {
-		return fmt.Errorf("injector: %w", err)
-	}
-	b.injD = d
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := b.birdc(context.Background(), "show", "status"); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || !d.Running() {
-			return fmt.Errorf("injector did not come up (log %s)", d.LogPath)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func (b *bench) startAgent() error {
-	// Info level: debug logging of every learned route would be measured too.
-	d, err := b.lab.StartAgent(nodeName, "", "GINGHAM_LOG_LEVEL=info")
-	if err != nil {
-		return err
-	}
-	b.agentD = d
-	return nil
-}
-
-// restartTargets gives B11 fresh processes with identical configuration.
-func (b *bench) restartTargets(ctx context.Context) error {
-	if err := b.lab.StopDaemon(nodeName+"/gingham-node", 10*time.Second); err != nil {
-		return err
-	}
-	if err := b.startAgent(); err != nil {
-		return err
-	}
-	for _, r := range []string{birdTarget, frrTarget} {
-		if err := b.lab.StopRouter(r, 5*time.Second); err != nil {
-			return err
-		}
-		if err := b.lab.StartRouter(ctx, r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *bench) birdc(ctx context.Context, args ...string) (string, error) {
-	out, err := labnet.Run(ctx, "", "birdc", append([]string{"-s", b.injSock}, args...)...)
-	if err != nil {
-		return out, fmt.Errorf("birdc %s: %w", strings.Join(args, " "), err)
-	}
-	return out, nil
-}
-
-// protoState is the last column of `birdc show protocols <name>`.
-func (b *bench) protoState(ctx context.Context, name string) (string, error) {
-	out, err := b.birdc(ctx, "show", "protocols", name)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[0] == name {
-			return f[len(f)-1], nil
-		}
-	}
-	return "", fmt.Errorf("protocol %s not in %q", name, out)
-}
-
-func (b *bench) sessionUp(ctx context.Context, t *target) error {
-	if _, err := b.birdc(ctx, "enable", t.proto); err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	for {
-		st, err := b.protoState(cctx, t.proto)
-		if err == nil && st == "Established" {
-			return nil
-		}
-		select {
-		case <-cctx.Done():
-			return fmt.Errorf("session to %s: last state %q: %w", t.name, st, cctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// ingest is one B4 cell: session up, inject n routes and time them into
-// the FIB, withdraw and time that, session down.
-func (b *bench) ingest(ctx context.Context, t *target, n int) (add, del progress, err error) {
-	if err := b.sessionUp(ctx, t); err != nil {
-		return add, del, err
-	}
-	defer func() {
-		if _, derr := b.birdc(context.Background(), "disable", t.proto); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
-	if err := t.watch.resync(); err != nil {
-		return add, del, err
-	}
-	if c, _, _ := t.watch.count(); c != 0 {
-		return add, del, fmt.Errorf("%s still has %d injected routes before the cell", t.name, c)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	start := time.Now()
-	if _, err := b.birdc(ctx, "enable", staticName(n)); err != nil {
-		return add, del, err
-	}
-	add, err = t.watch.waitCount(wctx, start, n, true)
-	if err != nil {
-		_, _ = b.birdc(context.Background(), "disable", staticName(n))
-		return add, del, err
-	}
-	start = time.Now()
-	if _, err := b.birdc(ctx, "disable", staticName(n)); err != nil {
-		return add, del, err
-	}
-	del, err = t.watch.waitCount(wctx, start, n, false)
-	return add, del, err
-}
-
-// idleRSS is one B11 sample: every target learns the same n routes at
-// once, then idles; VmRSS is read from /proc (summed for FRR's daemons).
-func (b *bench) idleRSS(ctx context.Context, n int, idle time.Duration) (map[string]float64, error) {
-	for _, t := range b.targets {
-		if err := b.sessionUp(ctx, t); err != nil {
-			return nil, err
-		}
-		if err := t.watch.resync(); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := b.birdc(ctx, "enable", staticName(n)); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	for _, t := range b.targets {
-		if _, err := t.watch.waitCount(wctx, time.Now(), n, true); err != nil {
-			return nil, err
-		}
-	}
-	time.Sleep(idle)
-	out := map[string]float64{}
-	for _, t := range b.targets {
-		var sum float64
-		for _, pid := range t.pids() {
-			kb, err := vmRSS(pid)
-			if err != nil {
-				return nil, err
-			}
-			sum += kb
-		}
-		out[t.name] = sum / 1024
-	}
-	if _, err := b.birdc(ctx, "disable", staticName(n)); err != nil {
-		return nil, err
-	}
-	for _, t := range b.targets {
-		if _, err := t.watch.waitCount(wctx, time.Now(), n, false); err != nil {
-			return nil, err
-		}
-		if _, err := b.birdc(ctx, "disable", t.proto); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func vmRSS(pid int) (float64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("rss of %d: %w", pid, err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				v, err := strconv.ParseFloat(f[0], 64)
-				if err != nil {
-					return 0, fmt.Errorf("rss of %d: %w", pid, err)
-				}
-				return v, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("rss of %d: no VmRSS", pid)
-}
-
-func printB11(rss map[string][]float64, targets []*target, idle time.Duration) {
-	fmt.Printf("\n### B11: idle RSS holding the same 1k learned /32s (%d reps, read %s after convergence, fresh processes each rep)\n\n", len(rss[targets[0].name]), idle)
-	fmt.Println("| target | VmRSS MiB (median, min–max) | gingham / target |")
-	fmt.Println("|---|---|---|")
-	g := medianF(rss[targets[0].name])
-	for _, t := range targets {
-		lo, hi := minmaxF(rss[t.name])
-		fmt.Printf("| %s | %.1f (%.1f–%.1f) | %.1f |\n", t.name, medianF(rss[t.name]), lo, hi, g/medianF(rss[t.name]))
-	}
-}
-
-func (b *bench) close() error {
 	var errs []error
-	for _, t := range b.targets {
-		if t.watch != nil {
-			t.watch.Close()
+	for _, b := range benches {
+		selected := false
+		for _, n := range b.names {
+			selected = selected || o.only[n]
+		}
+		if !selected || ctx.Err() != nil {
+			continue
+		}
+		t := time.Now()
+		logf("%s: start", strings.Join(b.names, "+"))
+		if err := resetAPI(ctx, env.Client); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		err := b.run(ctx)
+		logf("%s: done in %s (err %v)", strings.Join(b.names, "+"), time.Since(t).Round(time.Second), err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", strings.Join(b.names, "+"), err))
+			if !o.keepGoing {
+				break
+			}
 		}
 	}
-	if b.injD != nil {
-		errs = append(errs, b.injD.Stop(5*time.Second))
-	}
-	if b.lab != nil {
-		errs = append(errs, b.lab.Close())
-	}
-	if b.env != nil {
-		b.env.Stop()
-	}
-	if b.runDir != "" {
-		fmt.Fprintln(os.Stderr, "logs kept in", b.runDir)
-	}
+	fmt.Printf("\nTotal run time: %s\n", time.Since(begin).Round(time.Second))
 	return errors.Join(errs...)
 }
 
-// machine describes the run: cores, kernel, versions, load.
-func machine(ctx context.Context) string {
-	sh := func(name string, args ...string) string {
-		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-		if err != nil {
-			return "?"
-		}
-		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+// write stores a result file when -results is set.
+func (r *runner) write(f *result.File) error {
+	if r.opts.results == "" {
+		return nil
 	}
-	commit := sh("git", "-C", testenv.Root(), "rev-parse", "--short", "HEAD")
-	load, _ := os.ReadFile("/proc/loadavg")
-	return fmt.Sprintf("Machine: nproc %s, kernel %s; %s; FRR %s; gingham %s; load average at start %s\n",
-		sh("nproc"), sh("uname", "-r"), sh("bird", "--version"), sh("/usr/lib/frr/bgpd", "--version"), commit,
-		strings.Join(strings.Fields(string(load))[:3], " "))
-}
-
-func t100s(ps []progress) []time.Duration {
-	return pick(ps, func(p progress) time.Duration { return p.t100 })
-}
-
-func pick(ps []progress, f func(progress) time.Duration) []time.Duration {
-	out := make([]time.Duration, len(ps))
-	for i, p := range ps {
-		out[i] = f(p)
+	if err := f.Write(r.opts.results); err != nil {
+		return err
 	}
-	return out
-}
-
-// median and minmax return seconds.
-func median(ds []time.Duration) float64 {
-	fs := make([]float64, len(ds))
-	for i, d := range ds {
-		fs[i] = d.Seconds()
-	}
-	return medianF(fs)
-}
-
-func minmax(ds []time.Duration) (float64, float64) {
-	fs := make([]float64, len(ds))
-	for i, d := range ds {
-		fs[i] = d.Seconds()
-	}
-	return minmaxF(fs)
-}
-
-func medianF(fs []float64) float64 {
-	if len(fs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), fs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func minmaxF(fs []float64) (float64, float64) {
-	if len(fs) == 0 {
-		return 0, 0
-	}
-	lo, hi := fs[0], fs[0]
-	for _, f := range fs {
-		lo, hi = min(lo, f), max(hi, f)
-	}
-	return lo, hi
+	logf("wrote %s/%s.json", r.opts.results, strings.ToLower(f.Bench))
+	return nil
 }

@@ -17,10 +17,13 @@ import (
 // namespace through netlink route events (RTNLGRP_IPV4_ROUTE), so that the
 // observer costs almost nothing while the system under test programs
 // 100k routes. If the event socket overflows, count falls back to a dump.
+// Besides the current set it keeps, per prefix, when the route last
+// appeared and disappeared and how often it was deleted (B6, B10).
 type fibWatch struct {
-	nsName string
-	proto  netlink.RouteProtocol
-	within netip.Prefix
+	nsName  string
+	proto   netlink.RouteProtocol
+	within  netip.Prefix
+	unicast bool // ignore blackholes and other non-unicast routes
 
 	ns     netns.NsHandle
 	handle *netlink.Handle
@@ -28,10 +31,22 @@ type fibWatch struct {
 
 	mu       sync.Mutex
 	set      map[netip.Prefix]struct{}
+	added    map[netip.Prefix]time.Time // last RTM_NEWROUTE
+	deleted  map[netip.Prefix]time.Time // last RTM_DELROUTE
+	dels     map[netip.Prefix]int       // RTM_DELROUTE events since resetEvents
 	overflow bool
 }
 
+// watchOptions narrow what a fibWatch counts.
+type watchOptions struct {
+	unicastOnly bool
+}
+
 func newFIBWatch(nsName string, proto netlink.RouteProtocol, within netip.Prefix) (*fibWatch, error) {
+	return newFIBWatchOpts(nsName, proto, within, watchOptions{})
+}
+
+func newFIBWatchOpts(nsName string, proto netlink.RouteProtocol, within netip.Prefix, o watchOptions) (*fibWatch, error) {
 	ns, err := netns.GetFromName(nsName)
 	if err != nil {
 		return nil, fmt.Errorf("watch routes in %s: %w", nsName, err)
@@ -41,8 +56,9 @@ func newFIBWatch(nsName string, proto netlink.RouteProtocol, within netip.Prefix
 		ns.Close()
 		return nil, fmt.Errorf("watch routes in %s: handle: %w", nsName, err)
 	}
-	w := &fibWatch{nsName: nsName, proto: proto, within: within, ns: ns, handle: h,
-		done: make(chan struct{}), set: map[netip.Prefix]struct{}{}}
+	w := &fibWatch{nsName: nsName, proto: proto, within: within, unicast: o.unicastOnly, ns: ns, handle: h,
+		done: make(chan struct{}), set: map[netip.Prefix]struct{}{},
+		added: map[netip.Prefix]time.Time{}, deleted: map[netip.Prefix]time.Time{}, dels: map[netip.Prefix]int{}}
 	ch := make(chan netlink.RouteUpdate, 4096)
 	opts := netlink.RouteSubscribeOptions{
 		Namespace:              &w.ns,
@@ -74,12 +90,28 @@ func newFIBWatch(nsName string, proto netlink.RouteProtocol, within netip.Prefix
 	return w, nil
 }
 
-func (w *fibWatch) apply(u netlink.RouteUpdate) {
-	if u.Route.Protocol != w.proto || u.Route.Dst == nil {
-		return
+// matches reports whether a route is one this watch counts.
+func (w *fibWatch) matches(r *netlink.Route) (netip.Prefix, bool) {
+	if r.Protocol != w.proto || r.Dst == nil {
+		return netip.Prefix{}, false
 	}
-	p, ok := prefixOf(u.Route.Dst)
+	if w.unicast && r.Type != unix.RTN_UNICAST {
+		return netip.Prefix{}, false
+	}
+	if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {
+		return netip.Prefix{}, false
+	}
+	p, ok := prefixOf(r.Dst)
 	if !ok || !w.within.Overlaps(p) {
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func (w *fibWatch) apply(u netlink.RouteUpdate) {
+	now := time.Now()
+	p, ok := w.matches(&u.Route)
+	if !ok {
 		return
 	}
 	w.mu.Lock()
@@ -87,8 +119,11 @@ func (w *fibWatch) apply(u netlink.RouteUpdate) {
 	switch u.Type {
 	case unix.RTM_NEWROUTE:
 		w.set[p] = struct{}{}
+		w.added[p] = now
 	case unix.RTM_DELROUTE:
 		delete(w.set, p)
+		w.deleted[p] = now
+		w.dels[p]++
 	}
 }
 
@@ -101,7 +136,7 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a.Unmap(), ones), true
 }
 
-// dump counts the matching routes with a kernel dump.
+// dump lists the matching routes with a kernel dump.
 func (w *fibWatch) dump() (map[netip.Prefix]struct{}, error) {
 	routes, err := w.handle.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: w.proto, Table: unix.RT_TABLE_MAIN},
 		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
@@ -109,11 +144,8 @@ func (w *fibWatch) dump() (map[netip.Prefix]struct{}, error) {
 		return nil, fmt.Errorf("dump routes in %s: %w", w.nsName, err)
 	}
 	set := make(map[netip.Prefix]struct{}, len(routes))
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue
-		}
-		if p, ok := prefixOf(r.Dst); ok && w.within.Overlaps(p) {
+	for i := range routes {
+		if p, ok := w.matches(&routes[i]); ok {
 			set[p] = struct{}{}
 		}
 	}
@@ -147,6 +179,57 @@ func (w *fibWatch) count() (int, bool, error) {
 		return 0, false, err
 	}
 	return len(set), false, nil
+}
+
+// has reports whether p is in the set now (from events).
+func (w *fibWatch) has(p netip.Prefix) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.set[p]
+	return ok
+}
+
+// addedAt returns when p was last added (zero if never, since the watch
+// started).
+func (w *fibWatch) addedAt(p netip.Prefix) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.added[p]
+}
+
+// deletedAt returns when p was last deleted (zero if never).
+func (w *fibWatch) deletedAt(p netip.Prefix) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deleted[p]
+}
+
+// deletions is how many times p was deleted since resetEvents.
+func (w *fibWatch) deletions(p netip.Prefix) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dels[p]
+}
+
+// resetEvents forgets the per-prefix event history (not the set).
+func (w *fibWatch) resetEvents() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.added = map[netip.Prefix]time.Time{}
+	w.deleted = map[netip.Prefix]time.Time{}
+	w.dels = map[netip.Prefix]int{}
+}
+
+// waitFor polls until cond holds on the watch (every 5 ms).
+func (w *fibWatch) waitFor(ctx context.Context, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: wait for %s: %w", w.nsName, what, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // progress is the outcome of one wait: when the count first reached 50 %,

@@ -265,3 +265,8 @@ func Teardown(ctx context.Context, prefix string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Adopt records a daemon the caller started with StartDaemon in one of the
+// lab's namespaces (with its own configuration), so that Daemon finds it
+// and Close stops it like the lab's own.
+func (l *Lab) Adopt(d *Daemon) { l.addDaemon(d) }
