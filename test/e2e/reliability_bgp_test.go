@@ -300,7 +300,11 @@ func rbgpSessionState(ctx context.Context, lab *labnet.Lab, node, peer string) s
 // TestAgentRestartKeepsForwarding.)
 func TestReliabilityAgentRestart(t *testing.T) {
 	t.Log("reliability: does: restarts node1's agent of a 3-node mesh (default timers, graceful restart 120s) twice, after SIGTERM and after SIGKILL, under continuous pod-to-pod pings, counting lost packets and gingham route events")
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	budget := 4 * time.Minute
+	if rbgpLong() {
+		budget = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
 	lab, env := agentLab(t, ctx, spec)
