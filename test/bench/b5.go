@@ -469,7 +469,7 @@ func (b *b5Lab) birdCell(ctx context.Context, k int) (s b5Sample, err error) {
 			return s, err
 		}
 		conf := filepath.Join(dir, "bird-mesh.conf")
-		if err := os.WriteFile(conf, []byte(calicoMeshBIRD(n, nodes, b.blocks[n.Name], calicoTimers{})), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(calicoMeshBIRD(n, nodes, []netip.Prefix{b.blocks[n.Name]}, calicoTimers{})), 0o644); err != nil {
 			return s, err
 		}
 		sock := filepath.Join(dir, "bird.ctl")
@@ -555,11 +555,11 @@ type calicoTimers struct {
 }
 
 // calicoMeshBIRD renders a Calico-style bird.conf for node me in a full
-// mesh with nodes: the block as a static blackhole exported over iBGP,
+// mesh with nodes: its blocks as static blackholes exported over iBGP,
 // learned blocks into the kernel, and Calico's mesh template (graceful
 // restart, connect delay 2, retry 5, error wait 5,30; the higher address
 // is passive, as gingham's mesh).
-func calicoMeshBIRD(me labnet.Node, nodes []labnet.Node, block netip.Prefix, t calicoTimers) string {
+func calicoMeshBIRD(me labnet.Node, nodes []labnet.Node, blocks []netip.Prefix, t calicoTimers) string {
 	var sb strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&sb, format+"\n", a...) }
 	addr := me.Addr.Addr()
@@ -573,7 +573,9 @@ func calicoMeshBIRD(me labnet.Node, nodes []labnet.Node, block netip.Prefix, t c
 	p("}")
 	p("protocol static blocks {")
 	p("  ipv4;")
-	p("  route %s blackhole;", block)
+	for _, b := range blocks {
+		p("  route %s blackhole;", b)
+	}
 	p("}")
 	p("template bgp mesh {")
 	p("  local %s as %d;", addr, labnet.ClusterAS)
