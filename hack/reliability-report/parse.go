@@ -22,7 +22,8 @@ type event struct {
 	Output     string
 }
 
-// Figure is one "reliability: figure: <name>: <value>" line.
+// Figure is one "reliability: figure: <name>: <value>" line, kept whole in
+// Name, or a figure the report derives itself (fuzzing) as Name and Value.
 type Figure struct{ Name, Value string }
 
 // Test is one test or subtest as the report shows it.
@@ -217,8 +218,9 @@ func (t *Test) line(s string) {
 	case strings.HasPrefix(msg, doesPrefix):
 		t.Does = append(t.Does, strings.TrimSpace(strings.TrimPrefix(msg, doesPrefix)))
 	case strings.HasPrefix(msg, figurePrefix):
-		name, value := splitFigure(strings.TrimPrefix(msg, figurePrefix))
-		t.Figures = append(t.Figures, Figure{Name: name, Value: value})
+		// Kept whole: names and values may both hold ": ", so no split
+		// of "<name>: <value>" is right for every test.
+		t.Figures = append(t.Figures, Figure{Name: strings.TrimSpace(strings.TrimPrefix(msg, figurePrefix))})
 	default:
 		t.lastLog = msg
 	}
@@ -233,29 +235,6 @@ func (t *Test) setFigure(name, value string) {
 		}
 	}
 	t.Figures = append(t.Figures, Figure{Name: name, Value: value})
-}
-
-// splitFigure splits "<name>: <value>" at the last ": " outside brackets:
-// names may hold ": " themselves ("link cut: node2 withdraws"), values
-// in parentheses too ("(read tcp ...: connection reset)").
-func splitFigure(s string) (name, value string) {
-	depth, at := 0, -1
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '(', '[', '{':
-			depth++
-		case ')', ']', '}':
-			depth = max(depth-1, 0)
-		case ':':
-			if depth == 0 && i+1 < len(s) && s[i+1] == ' ' {
-				at = i
-			}
-		}
-	}
-	if at < 0 {
-		return s, ""
-	}
-	return strings.TrimSpace(s[:at]), strings.TrimSpace(s[at+2:])
 }
 
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }

@@ -94,11 +94,14 @@ func Render(w io.Writer, m Meta, r *Report) error {
 		if t.Note != "" {
 			fmt.Fprintf(&b, "*%s*\n\n", t.Note)
 		}
-		if len(t.Figures) > 0 {
-			b.WriteString("| Figure | Value |\n|---|---|\n")
-			for _, f := range t.Figures {
-				fmt.Fprintf(&b, "| %s | %s |\n", cell(f.Name), cell(f.Value))
+		for _, f := range t.Figures {
+			if f.Value == "" {
+				fmt.Fprintf(&b, "- %s\n", f.Name)
+			} else {
+				fmt.Fprintf(&b, "- %s: %s\n", f.Name, f.Value)
 			}
+		}
+		if len(t.Figures) > 0 {
 			b.WriteString("\n")
 		}
 	}
@@ -164,9 +167,4 @@ func anchor(t *Test) string {
 		}
 	}
 	return b.String()
-}
-
-// cell escapes a table cell.
-func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }

@@ -54,18 +54,3 @@ func TestReport(t *testing.T) {
 		t.Errorf("report mismatch (-want +got), go test -update to accept:\n%s", diff)
 	}
 }
-
-func TestSplitFigure(t *testing.T) {
-	tests := []struct{ in, name, value string }{
-		{"outage: 1m0s", "outage", "1m0s"},
-		{"node1 catch-up: new pool in the NAT table: 500ms after", "node1 catch-up: new pool in the NAT table", "500ms after"},
-		{"unconfigured peer: closed (read tcp 10.0.0.9:179: connection reset)", "unconfigured peer", "closed (read tcp 10.0.0.9:179: connection reset)"},
-		{"packets lost (SIGTERM), node2→node3: 0 of 300", "packets lost (SIGTERM), node2→node3", "0 of 300"},
-		{"no separator", "no separator", ""},
-	}
-	for _, tc := range tests {
-		if name, value := splitFigure(tc.in); name != tc.name || value != tc.value {
-			t.Errorf("splitFigure(%q) = %q, %q; want %q, %q", tc.in, name, value, tc.name, tc.value)
-		}
-	}
-}
