@@ -427,7 +427,7 @@ func (b *b10Lab) rep(ctx context.Context) (s b10Sample, err error) {
 	return s, nil
 }
 
-// settle waits until every node's system is up again (see ready) and 2 s
+// settle waits until every node's system is up again (see ready) and 1 s
 // more.
 func (b *b10Lab) settle(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -437,7 +437,7 @@ func (b *b10Lab) settle(ctx context.Context) error {
 			return err
 		}
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second)
 	return nil
 }
 

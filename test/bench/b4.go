@@ -337,7 +337,9 @@ func injectorConfig(sizes []int) string {
 	}
 	p("template bgp inj {")
 	p("  local as %d;", injAS)
-	p("  hold time 9; keepalive time 3; connect delay time 1; connect retry time 2; error wait time 1, 5;")
+	// Dial at once when a cell enables the session (not part of any
+	// timed interval).
+	p("  hold time 9; keepalive time 3; connect delay time 0; connect retry time 2; error wait time 1, 5;")
 	p("  ipv4 { import none; export all; };")
 	p("}")
 	p("protocol bgp p_gnode from inj { disabled; neighbor 10.0.0.11 as %d; }", labnet.ClusterAS)
@@ -469,7 +471,7 @@ func (b *b4Lab) sessionUp(ctx context.Context, t *target) error {
 		select {
 		case <-cctx.Done():
 			return fmt.Errorf("session to %s: last state %q: %w", t.name, st, cctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -66,7 +66,10 @@ func (r *runner) b6(ctx context.Context) (err error) {
 	spec.Routers = []labnet.Router{{Name: "ra", Kind: labnet.BIRD}, {Name: "rb", Kind: labnet.BIRD}}
 	bs := b6BlockSize
 	spec.Objects = append(spec.Objects, &v1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: b6PoolName},
-		Spec: v1.IPPoolSpec{CIDR: b6Pool.String(), BlockSize: &bs, IPIPMode: v1.EncapNever}})
+		Spec: v1.IPPoolSpec{CIDR: b6Pool.String(), BlockSize: &bs, IPIPMode: v1.EncapNever}},
+		// One block per event: lift the default limit of 20 per node.
+		&v1.IPAMConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+			Spec: v1.IPAMConfigurationSpec{MaxBlocksPerHost: 1000}})
 	lab, err := labnet.Build(ctx, spec)
 	if err != nil {
 		return err
