@@ -124,7 +124,7 @@ bench: tools build
 
 .PHONY: test-reliability
 
-## test-reliability: issue 9's reliability tests in their long variants (API server outage, killed CNI ADDs + IPAM GC, IPAM write faults, agent restarts, peer failure, hostile BGP peers, TCP-MD5, RBAC) plus RELIABILITY_FUZZTIME (20000x) of fuzzing per target, reported in docs/reliability.md (written even when a test fails; raw go test -json in bin/); root; ~30 min
+## test-reliability: issue 9's reliability tests in their long variants (API server outage, killed CNI ADDs + IPAM GC, IPAM write faults, agent restarts, peer failure, hostile BGP peers, TCP-MD5, RBAC) plus RELIABILITY_FUZZTIME (20000x) of fuzzing per target, reported in docs/reliability.md (written even when a test fails; raw go test -json in bin/); root; ~20 min
 RELIABILITY_JSON := $(BIN)/reliability.json
 # Fuzzing budget per target, as an execution count: a duration budget races
 # Go 1.26's fuzz coordinator at its deadline on a loaded machine ("context

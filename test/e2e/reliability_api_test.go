@@ -307,15 +307,19 @@ func TestReliabilityAPIServerOutage(t *testing.T) {
 	// The agents stay alive through the outage (kubelet would restart an
 	// agent whose /livez fails).
 	time.Sleep(time.Until(pausedAt.Add(outage - 2*time.Second)))
+	var live []string
 	for _, n := range []string{"node1", "node2"} {
 		if err := rapiHealth(ctx, lab, n, "/livez"); err != nil {
 			t.Errorf("%s /livez failed near the end of the outage: %v", n, err)
+			live = append(live, n+" failed")
+		} else {
+			live = append(live, n+" ok")
 		}
 		if err := rapiAPIReachable(lab.NS(n)); err == nil {
 			t.Errorf("API server reachable from %s during its outage", n)
 		}
 	}
-	rapiFigure(t, "agents /livez at the end of the outage", "node1 and node2 checked (failures are reported as errors)")
+	rapiFigure(t, "agents /livez 2s before the API returned", "%s", strings.Join(live, ", "))
 
 	time.Sleep(time.Until(pausedAt.Add(outage)))
 	proxies["node1"].Resume()
@@ -368,6 +372,7 @@ func TestReliabilityAPIServerOutage(t *testing.T) {
 		}
 	}
 	var dels []string
+	restarts := 0
 	for _, n := range spec.Nodes {
 		d, added := rapiRouteEvents(monitors[n.Name].stop())
 		rapiFigure(t, n.Name+" proto-96 route events", "%d deleted, %d added or changed", len(d), added)
@@ -382,13 +387,14 @@ func TestReliabilityAPIServerOutage(t *testing.T) {
 		}
 		d2, ok := lab.Daemon(n.Name + "/gingham-node")
 		if !ok || d2.PID != pids[n.Name] || !d2.Running() {
+			restarts++
 			t.Errorf("%s: agent restarted or stopped during the outage (pid %d before)", n.Name, pids[n.Name])
 		}
 	}
 	if len(dels) > 0 {
 		t.Errorf("gingham routes deleted during the outage:\n%s", strings.Join(dels, "\n"))
 	}
-	rapiFigure(t, "agent restarts", "0 expected; PIDs compared before and after")
+	rapiFigure(t, "agents restarted or stopped", "%d of 3 (PIDs compared before and after)", restarts)
 
 	// No session went down: each is Established since the same moment.
 	flaps := 0
