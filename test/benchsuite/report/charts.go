@@ -128,14 +128,28 @@ func pad(a *plot.Axis, log bool) {
 	a.Min, a.Max = a.Min-d, a.Max+d
 }
 
-// logTicks are plot.LogTicks labelled 1k, 10k, 100k rather than 100000.
+// logTicks mark every 1…9 × 10^k; they label the powers of ten, and also
+// 2 and 5 × 10^k when the axis spans less than two decades (a power of ten
+// alone may leave a single label). Labels read 1k, 10k rather than 10000.
 type logTicks struct{}
 
 func (logTicks) Ticks(lo, hi float64) []plot.Tick {
-	ts := plot.LogTicks{Prec: -1}.Ticks(lo, hi)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = tickLabel(ts[i].Value)
+	label := map[int]bool{1: true}
+	if math.Log10(hi/lo) < 2 {
+		label[2], label[5] = true, true
+	}
+	var ts []plot.Tick
+	for e := int(math.Floor(math.Log10(lo))); e <= int(math.Ceil(math.Log10(hi))); e++ {
+		for m := 1; m <= 9; m++ {
+			v, _ := strconv.ParseFloat(fmt.Sprintf("%de%d", m, e), 64) // exact decimal, no 0.30000000000000004
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if label[m] {
+				t.Label = tickLabel(v)
+			}
+			ts = append(ts, t)
 		}
 	}
 	return ts

@@ -190,3 +190,26 @@ func TestReadWriteRun(t *testing.T) {
 		t.Fatalf("ReadDir = %v, %v; want no files", files, err)
 	}
 }
+
+func TestLogTicks(t *testing.T) {
+	labels := func(lo, hi float64) []string {
+		var out []string
+		for _, tk := range (logTicks{}).Ticks(lo, hi) {
+			if tk.Label != "" {
+				out = append(out, tk.Label)
+			}
+		}
+		return out
+	}
+	// Less than two decades: 1, 2 and 5 × 10^k, so there is more than one label.
+	if d := cmp.Diff([]string{"2", "5", "10", "20"}, labels(1.6, 46)); d != "" {
+		t.Errorf("1.6–46 (-want +got):\n%s", d)
+	}
+	// Wider: powers of ten only, in k.
+	if d := cmp.Diff([]string{"1k", "10k", "100k"}, labels(770, 130000)); d != "" {
+		t.Errorf("770–130000 (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"0.01", "0.1", "1"}, labels(0.0095, 3.2)); d != "" {
+		t.Errorf("0.0095–3.2 (-want +got):\n%s", d)
+	}
+}
