@@ -96,8 +96,8 @@ fuzz:
 
 .PHONY: bench-bgp
 
-## bench-bgp: issue 5's BGP benchmarks (B4 BGP->FIB, B11 idle RSS) beside BIRD and FRR in network namespaces; root; not part of make test
-BENCH_BGP_FLAGS ?= -sizes 2000,10000 -reps 3
+## bench-bgp: the BGP benchmarks (B3 ingest, B4 BGP->FIB, B5 mesh, B6 propagation, B10 failover, B11 footprint) beside BIRD/FRR/gobgpd in network namespaces, Markdown to stdout (add -results DIR for JSON); root; ~12 min; not part of make test
+BENCH_BGP_FLAGS ?=
 bench-bgp: tools build
 	@[ "$$(id -u)" = 0 ] || { echo "make bench-bgp needs root (network namespaces)"; exit 1; }
 	$(GO) run ./test/bench $(BENCH_BGP_FLAGS)

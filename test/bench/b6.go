@@ -67,9 +67,10 @@ func (r *runner) b6(ctx context.Context) (err error) {
 	bs := b6BlockSize
 	spec.Objects = append(spec.Objects, &v1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: b6PoolName},
 		Spec: v1.IPPoolSpec{CIDR: b6Pool.String(), BlockSize: &bs, IPIPMode: v1.EncapNever}},
-		// One block per event: lift the default limit of 20 per node.
+		// One block per event: lift the default limit of 20 per node
+		// (the API allows that only with strict affinity, as Calico).
 		&v1.IPAMConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"},
-			Spec: v1.IPAMConfigurationSpec{MaxBlocksPerHost: 1000}})
+			Spec: v1.IPAMConfigurationSpec{StrictAffinity: true, MaxBlocksPerHost: 1000}})
 	lab, err := labnet.Build(ctx, spec)
 	if err != nil {
 		return err
