@@ -142,6 +142,7 @@ func (b *b4Lab) runB11(ctx context.Context) error {
 	rssFig.Note = "1 BGP peer, not the goal's 50; whole agent (GoBGP, informers, felix, IPAM GC, metrics)"
 	f.Figures = []result.Figure{rssFig, cpuFig}
 	f.Notes = append(f.Notes, "Standalone gobgpd is measured in B3 (peak RSS during ingest), not here.",
+		fmt.Sprintf("CPU is counted in 10 ms ticks: over a %s window the resolution is %.0f millicores.", idle, 10/idle.Seconds()),
 		"The goal's 50 peers are not built here; B5 reports the RSS of agents with 9–49 mesh peers.")
 	f.Finished = time.Now()
 	return b.r.write(f)
