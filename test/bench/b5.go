@@ -314,7 +314,8 @@ func (b *b5Lab) ginghamCell(ctx context.Context, k int) (s b5Sample, err error) 
 		for _, w := range ws {
 			w.Close()
 		}
-		err = errors.Join(err, b.stopAll(daemons, "gingham-node"), b.cleanAPI(ctx), b.flush(ctx, nodes, protoGingham))
+		cctx := context.WithoutCancel(ctx) // clean up even when interrupted
+		err = errors.Join(err, b.stopAll(daemons), b.cleanAPI(cctx), b.flush(cctx, nodes, protoGingham))
 	}()
 	wctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
@@ -409,7 +410,7 @@ func (sw *sessionWatch) wait(ctx context.Context) (time.Time, error) {
 }
 
 // stopAll stops daemons in parallel (SIGTERM, SIGKILL after 10 s).
-func (b *b5Lab) stopAll(ds []*labnet.Daemon, what string) error {
+func (b *b5Lab) stopAll(ds []*labnet.Daemon) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ds))
 	for i, d := range ds {
@@ -460,7 +461,7 @@ func (b *b5Lab) birdCell(ctx context.Context, k int) (s b5Sample, err error) {
 		for _, c := range ctls {
 			c.Close()
 		}
-		err = errors.Join(err, b.stopAll(daemons, "bird"), b.flush(ctx, nodes, protoBIRD))
+		err = errors.Join(err, b.stopAll(daemons), b.flush(context.WithoutCancel(ctx), nodes, protoBIRD))
 	}()
 	var confs, socks []string
 	for _, n := range nodes {
