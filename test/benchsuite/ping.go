@@ -45,7 +45,7 @@ func pingDF(ns string, dst netip.Addr, payload int, seq uint16, timeout time.Dur
 	for i := 8; i < len(msg); i++ {
 		msg[i] = byte(i)
 	}
-	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	binary.BigEndian.PutUint16(msg[2:], labnet.InternetChecksum(msg))
 	err = unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()})
 	if errors.Is(err, unix.EMSGSIZE) {
 		return false, nil
@@ -76,19 +76,4 @@ func pingDF(ns string, dst netip.Addr, payload int, seq uint16, timeout time.Dur
 		}
 	}
 	return false, nil
-}
-
-// checksum is the Internet checksum (RFC 1071).
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }

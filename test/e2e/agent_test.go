@@ -33,7 +33,8 @@ func needBinaries(t *testing.T) {
 // agentLab builds spec, starts the routers, the API proxies and
 // gingham-node on every node, and returns once each node's kernel has a
 // blackhole for a block of its own (the agent is programming routes).
-func agentLab(t *testing.T, ctx context.Context, spec labnet.Spec) (*labnet.Lab, *testenv.Env) {
+// extra is added to every agent's environment.
+func agentLab(t *testing.T, ctx context.Context, spec labnet.Spec, extra ...string) (*labnet.Lab, *testenv.Env) {
 	t.Helper()
 	needRoot(t, "busybox")
 	needBinaries(t)
@@ -53,7 +54,7 @@ func agentLab(t *testing.T, ctx context.Context, spec labnet.Spec) (*labnet.Lab,
 	if err := lab.ApplyObjects(ctx, env.Client); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.StartAgents(""); err != nil {
+	if err := lab.StartAgents("", extra...); err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, ctx, lab)

@@ -427,29 +427,6 @@ const rapiConflist = `{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[
 // <network>.<container ID>.
 const rapiNetwork = "k8s-pod-network"
 
-// rapiAgentLab is agentLab with extra agent environment.
-func rapiAgentLab(t *testing.T, ctx context.Context, spec labnet.Spec, extra ...string) (*labnet.Lab, *testenv.Env) {
-	t.Helper()
-	needRoot(t, "busybox")
-	needBinaries(t)
-	env := controlPlane(t)
-	lab := newLab(t, ctx, spec)
-	if err := lab.StartAPIProxies(env.Config, env.Kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.RegisterNodes(ctx, env.Client); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.ApplyObjects(ctx, env.Client); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.StartAgents("", extra...); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ctx, lab)
-	return lab, env
-}
-
 // rapiSandbox creates what a runtime creates before CNI ADD: the Pod
 // object (bound to its node) and the sandbox's network namespace.
 func rapiSandbox(ctx context.Context, lab *labnet.Lab, c client.Client, node, name, netns string) (*labnet.Pod, error) {
@@ -805,7 +782,7 @@ func TestReliabilityIPAMKilledAdds(t *testing.T) {
 	defer cancel()
 	spec := labnet.MeshSpec(labnet.TestPrefix(), runDir(t), 3)
 	agentEnv := "GINGHAM_IPAM_GC_GRACE=" + grace.String()
-	lab, env := rapiAgentLab(t, ctx, spec, agentEnv)
+	lab, env := agentLab(t, ctx, spec, agentEnv)
 	opts := labnet.CNIOptions{Template: rapiConflist}
 	handles := rapiWatchHandles(t, ctx, env)
 

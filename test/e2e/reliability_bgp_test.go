@@ -89,7 +89,7 @@ func (p *rbgpPinger) send() {
 		binary.BigEndian.PutUint16(msg[4:6], p.id)
 		binary.BigEndian.PutUint16(msg[6:8], seq)
 		binary.BigEndian.PutUint64(msg[8:16], uint64(time.Now().UnixNano()))
-		binary.BigEndian.PutUint16(msg[2:4], rbgpChecksum(msg))
+		binary.BigEndian.PutUint16(msg[2:4], labnet.InternetChecksum(msg))
 		_, _ = p.conn.WriteTo(msg, dst) // an unreachable destination is a loss, counted below
 		p.mu.Lock()
 		p.sent++
@@ -148,21 +148,6 @@ func (p *rbgpPinger) stop() rbgpPingResult {
 		p.result = r
 	})
 	return p.result
-}
-
-// rbgpChecksum is the Internet checksum of an ICMP message.
-func rbgpChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }
 
 // rbgpRouteEvent is one kernel notification about a gingham route.

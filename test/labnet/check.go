@@ -231,3 +231,19 @@ func CheckMatrix(ctx context.Context, pods []*Pod, progress func(done, total int
 	wg.Wait()
 	return m, nil
 }
+
+// InternetChecksum is the Internet checksum (RFC 1071) of b, as an ICMP
+// echo request carries it.
+func InternetChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
