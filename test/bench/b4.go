@@ -494,7 +494,9 @@ func (b *b4Lab) ingest(ctx context.Context, t *target, n int) (add, del progress
 	if c, _, _ := t.watch.count(); c != 0 {
 		return add, del, fmt.Errorf("%s still has %d injected routes before the cell", t.name, c)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	// 2 min plus 2 s per 1k routes (gingham's 100k took 20 s at load 3
+	// and up to 96 s at load 18).
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(n)*2*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	if _, err := b.birdc(ctx, "enable", staticName(n)); err != nil {

@@ -240,7 +240,10 @@ type progress struct {
 }
 
 // waitCount polls the count every 5 ms (every 250 ms when it must dump)
-// until pred(count) holds for the final goal.
+// until pred(count) holds for the final goal. When the count has not moved
+// for 2 s, the event-built set is checked against a dump (and replaced by
+// it), so that a lost event cannot stall a cell; a timeout names the
+// prefixes a dump still finds (or misses).
 func (w *fibWatch) waitCount(ctx context.Context, start time.Time, n int, adding bool) (progress, error) {
 	var pr progress
 	pr.eventsOnly = true
@@ -250,10 +253,28 @@ func (w *fibWatch) waitCount(ctx context.Context, start time.Time, n int, adding
 		}
 		return float64(n-c) >= frac*float64(n)
 	}
+	last, lastChange := -1, time.Now()
 	for {
 		c, fromEvents, err := w.count()
 		if err != nil {
 			return pr, err
+		}
+		if c != last {
+			last, lastChange = c, time.Now()
+		} else if fromEvents && time.Since(lastChange) > 2*time.Second {
+			set, err := w.dump()
+			if err != nil {
+				return pr, err
+			}
+			if len(set) != c {
+				logf("  %s: route events said %d routes, a dump says %d; using the dump", w.nsName, c, len(set))
+				w.mu.Lock()
+				w.set = set
+				w.mu.Unlock()
+				pr.eventsOnly = false
+				continue
+			}
+			lastChange = time.Now()
 		}
 		pr.eventsOnly = pr.eventsOnly && fromEvents
 		now := time.Since(start)
@@ -282,7 +303,18 @@ func (w *fibWatch) waitCount(ctx context.Context, start time.Time, n int, adding
 		}
 		select {
 		case <-ctx.Done():
-			return pr, fmt.Errorf("%s: %d of %d routes (adding=%v): %w", w.nsName, c, n, adding, ctx.Err())
+			detail := ""
+			if set, err := w.dump(); err == nil {
+				var some []string
+				for p := range set {
+					if len(some) == 5 {
+						break
+					}
+					some = append(some, p.String())
+				}
+				detail = fmt.Sprintf("; a dump finds %d routes (e.g. %v)", len(set), some)
+			}
+			return pr, fmt.Errorf("%s: %d of %d routes (adding=%v)%s: %w", w.nsName, c, n, adding, detail, ctx.Err())
 		case <-time.After(interval):
 		}
 	}
