@@ -281,6 +281,22 @@ func waitMesh(ctx context.Context, ws []*fibWatch, want int) error {
 }
 
 // perProcess is the median RSS (MiB) and CPU-seconds of the processes.
+// converged waits until every watched kernel has the K−1 remote blocks,
+// then records the time since t0 and the daemons' RSS and CPU per process.
+func (s *b5Sample) converged(ctx context.Context, ws []*fibWatch, k int, t0 time.Time, daemons []*labnet.Daemon) error {
+	if err := waitMesh(ctx, ws, k-1); err != nil {
+		return err
+	}
+	s.routes = time.Since(t0)
+	pids := make([]int, 0, len(daemons))
+	for _, d := range daemons {
+		pids = append(pids, d.PID)
+	}
+	var err error
+	s.rss, s.cpu, err = perProcess(pids)
+	return err
+}
+
 func perProcess(pids []int) (rss, cpu float64, err error) {
 	var rs, cs []float64
 	for _, pid := range pids {
@@ -331,15 +347,7 @@ func (b *b5Lab) ginghamCell(ctx context.Context, k int) (s b5Sample, err error) 
 		}
 		daemons = append(daemons, d)
 	}
-	if err := waitMesh(wctx, ws, k-1); err != nil {
-		return s, err
-	}
-	s.routes = time.Since(t0)
-	var pids []int
-	for _, d := range daemons {
-		pids = append(pids, d.PID)
-	}
-	if s.rss, s.cpu, err = perProcess(pids); err != nil {
+	if err := s.converged(wctx, ws, k, t0, daemons); err != nil {
 		return s, err
 	}
 	last, err := sessions.wait(wctx)
@@ -525,15 +533,7 @@ func (b *b5Lab) birdCell(ctx context.Context, k int) (s b5Sample, err error) {
 			return all, nil
 		})
 	}()
-	if err := waitMesh(wctx, ws, k-1); err != nil {
-		return s, err
-	}
-	s.routes = time.Since(t0)
-	var pids []int
-	for _, d := range daemons {
-		pids = append(pids, d.PID)
-	}
-	if s.rss, s.cpu, err = perProcess(pids); err != nil {
+	if err := s.converged(wctx, ws, k, t0, daemons); err != nil {
 		return s, err
 	}
 	if err := <-sessErr; err != nil {
