@@ -61,6 +61,18 @@ test-unit:
 clean:
 	rm -rf $(BIN)
 
+.PHONY: cluster cluster-down
+
+CLUSTER_FLAGS ?=
+## cluster: a real Kubernetes cluster on this machine (control plane; 3 nodes with containerd, kubelet, kube-proxy behind FRR ToRs), gingham installed from deploy/ with kubectl, a pod matrix printed; left running (root)
+cluster: tools build image
+	@[ "$$(id -u)" = 0 ] || { echo "make cluster needs root (namespaces, cgroups, mounts)"; exit 1; }
+	$(GO) run ./test/cluster up -image-tag $(VERSION) $(CLUSTER_FLAGS)
+
+## cluster-down: remove the cluster and show the host is as it was before make cluster
+cluster-down:
+	$(GO) run ./test/cluster down
+
 .PHONY: test-lab
 
 ## lab: a two-rack cluster in network namespaces (FRR ToRs, BIRD spine, gingham-node, pods), checked and left running
