@@ -20,6 +20,7 @@ func linkFrom(l netlink.Link) Link {
 		MTU:    a.MTU,
 		Up:     a.Flags&net.FlagUp != 0,
 		OperUp: a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown,
+		Alias:  a.Alias,
 	}
 }
 
@@ -97,6 +98,14 @@ func (h *Handle) LinkSetUp(index int) error {
 func (h *Handle) LinkSetMAC(index int, mac net.HardwareAddr) error {
 	if err := h.h.LinkSetHardwareAddr(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}, mac); err != nil {
 		return notFound(fmt.Sprintf("set link %d address", index), err)
+	}
+	return nil
+}
+
+// LinkSetAlias sets a link's alias (IFLA_IFALIAS).
+func (h *Handle) LinkSetAlias(index int, alias string) error {
+	if err := h.h.LinkSetAlias(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}, alias); err != nil {
+		return notFound(fmt.Sprintf("set link %d alias", index), err)
 	}
 	return nil
 }

@@ -102,6 +102,9 @@ type Link struct {
 	Up    bool // administratively up
 	// OperUp is the operational state (carrier).
 	OperUp bool
+	// Alias is the interface's free-text alias (IFLA_IFALIAS, "ip link set
+	// alias"); the CNI plugin records a veth's owner there.
+	Alias string
 }
 
 // Neigh is an IPv4 neighbour (ARP) entry.
