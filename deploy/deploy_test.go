@@ -7,7 +7,6 @@ package deploy_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -119,36 +118,6 @@ func TestManifestsCreateInAPIServer(t *testing.T) {
 	crds, _ := filepath.Glob("crds/*.yaml")
 	if len(crds) != 8 {
 		t.Errorf("deploy/crds has %d CRDs, want 8", len(crds))
-	}
-}
-
-// TestCNIConflist renders the ConfigMap's conflist as install-cni does.
-func TestCNIConflist(t *testing.T) {
-	cm := find[corev1.ConfigMap](t, "cni-config.yaml", "ConfigMap")
-	raw := strings.NewReplacer("__KUBERNETES_NODE_NAME__", "n1", "__CNI_MTU__", "1440",
-		"__KUBECONFIG_FILEPATH__", "/etc/cni/net.d/gingham-kubeconfig").Replace(cm.Data["cni_network_config"])
-	var conf struct {
-		Name       string `json:"name"`
-		CNIVersion string `json:"cniVersion"`
-		Plugins    []struct {
-			Type     string            `json:"type"`
-			NodeName string            `json:"nodename"`
-			MTU      int               `json:"mtu"`
-			IPAM     map[string]string `json:"ipam"`
-		} `json:"plugins"`
-	}
-	if err := json.Unmarshal([]byte(raw), &conf); err != nil {
-		t.Fatalf("rendered conflist is not JSON: %v\n%s", err, raw)
-	}
-	if conf.CNIVersion == "" || len(conf.Plugins) == 0 {
-		t.Fatalf("conflist without cniVersion or plugins: %+v", conf)
-	}
-	p := conf.Plugins[0]
-	if p.Type != "gingham" || p.IPAM["type"] != "gingham-ipam" || p.NodeName != "n1" || p.MTU != 1440 {
-		t.Errorf("first plugin = %+v, want type gingham, ipam gingham-ipam, nodename n1, mtu 1440", p)
-	}
-	if cm.Data["veth_mtu"] == "" {
-		t.Error("veth_mtu missing")
 	}
 }
 

@@ -9,7 +9,8 @@ HOST_BIN=${HOST_BIN:-/host/opt/cni/bin}
 HOST_NET=${HOST_NET:-/host/etc/cni/net.d}
 CNI_CONF_NAME=${CNI_CONF_NAME:-10-gingham.conflist}
 CNI_MTU=${CNI_MTU:-0}
-SA=/var/run/secrets/kubernetes.io/serviceaccount
+# The pod's service account (overridable for deploy_test.go).
+SA=${SA_DIR:-/var/run/secrets/kubernetes.io/serviceaccount}
 KUBECONFIG_NAME=gingham-kubeconfig
 
 : "${CNI_NETWORK_CONFIG:?set from the gingham-config ConfigMap}"
@@ -26,7 +27,8 @@ for b in gingham gingham-ipam portmap; do
 done
 
 # The plugin's kubeconfig: the service account's token and CA. The token is
-# time-bound; gingham-node rewrites this file when the token rotates.
+# time-bound; gingham-node rewrites this file when the kubelet rotates the
+# mounted token (GINGHAM_CNI_KUBECONFIG).
 umask 077
 cat > "$HOST_NET/.$KUBECONFIG_NAME.tmp" <<KC
 apiVersion: v1

@@ -12,8 +12,10 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/gingham-net/gingham/internal/logging"
 	"github.com/gingham-net/gingham/internal/netlinkx"
 	"github.com/gingham-net/gingham/internal/netns"
 )
@@ -21,11 +23,8 @@ import (
 // opTimeout bounds one CNI command, IPAM and API calls included.
 const opTimeout = 30 * time.Second
 
-func cmdAdd(args *skel.CmdArgs) (err error) {
-	conf, namespace, pod, err := parseRequest(args)
-	if err != nil {
-		return err
-	}
+func cmdAdd(r *request) (err error) {
+	args, conf, namespace, pod := r.args, r.conf, r.namespace, r.pod
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 
@@ -57,6 +56,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		detach(args.Netns, args.IfName, hostName)
 		return err
 	}
+	r.log.Debug("attached", zap.String(logging.KeyIface, hostName), zap.Stringer("podIP", podIP))
 	if conf.Kubeconfig != "" && namespace != "" && pod != "" {
 		if err = annotatePod(ctx, conf.Kubeconfig, namespace, pod, podIP, args.ContainerID); err != nil {
 			detach(args.Netns, args.IfName, hostName)
@@ -131,6 +131,11 @@ func attach(conf *NetConf, args *skel.CmdArgs, hostName string, podIP netip.Addr
 	hl, err := host.LinkByName(hostName)
 	if err != nil {
 		return nil, err
+	}
+	if alias, ok := vethAlias(conf.Name, args.ContainerID, args.IfName); ok {
+		if err := host.LinkSetAlias(hl.Index, alias); err != nil {
+			return nil, err
+		}
 	}
 	if hl.MAC.String() != hostMAC.String() { // some kernels ignore the requested address
 		if err := host.LinkSetMAC(hl.Index, hostMAC); err != nil {

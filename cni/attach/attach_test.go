@@ -35,7 +35,7 @@ func TestHostVethName(t *testing.T) {
 
 func conf(t *testing.T, extra string) []byte {
 	dir := t.TempDir()
-	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"gingham","stateDir":%q,%s
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"gingham","state_dir":%q,%s
 		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/26"}]]}}`, dir, extra, filepath.Join(dir, "ipam")))
 }
 
@@ -70,7 +70,7 @@ func TestPrivilegedAddCheckDel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hl.MAC.String() != "ee:ee:ee:ee:ee:ee" || hl.MTU != 1400 || !hl.Up {
+	if hl.MAC.String() != "ee:ee:ee:ee:ee:ee" || hl.MTU != 1400 || !hl.Up || hl.Alias != "gingham/k8s-pod-network/c1/eth0" {
 		t.Errorf("host veth = %+v", hl)
 	}
 	routes, err := hh.RouteList(netlinkx.RouteFilter{LinkIndex: hl.Index})
@@ -121,7 +121,7 @@ func TestPrivilegedAddCheckDel(t *testing.T) {
 	}
 	// host-local keeps one file per allocation: it must be gone.
 	var cfg struct {
-		StateDir string `json:"stateDir"`
+		StateDir string `json:"state_dir"`
 	}
 	_ = json.Unmarshal(c, &cfg)
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network", podIP.String())); !os.IsNotExist(err) {
@@ -141,7 +141,7 @@ func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
 		t.Fatal("ADD into a missing netns succeeded")
 	}
 	var cfg struct {
-		StateDir string `json:"stateDir"`
+		StateDir string `json:"state_dir"`
 	}
 	_ = json.Unmarshal(c, &cfg)
 	ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network"))
@@ -153,6 +153,77 @@ func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
 		}
 	}
 	t.Logf("reliability: figure: allocations left after the failed ADD: %d", leaked)
+}
+
+// TestPrivilegedGC: GC removes this network's host veths whose attachment
+// the runtime no longer lists, keeps the listed ones and every veth that is
+// not ours, and hands the valid list to the IPAM plugin.
+func TestPrivilegedGC(t *testing.T) {
+	netnstest.Privileged(t)
+	host := netnstest.New(t, "h")
+	c := conf(t, "")
+	add := attachtest.Self(host)
+	for _, p := range []struct{ id, pod string }{{"c1", "keep"}, {"c2", "gone"}} {
+		pod := netnstest.New(t, "p")
+		call := attachtest.Call{Command: "ADD", ContainerID: p.id, Netns: pod.Path(), IfName: "eth0", Args: attachtest.PodArgs("default", p.pod), Conf: c}
+		if _, err := add.Run(call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not ours: our prefix but no alias, and an alias of another network.
+	ipOut(t, host, "link", "add", "cali0f0reign00", "type", "veth", "peer", "name", "peer0")
+	ipOut(t, host, "link", "add", "cali0f0reign01", "type", "veth", "peer", "name", "peer1")
+	ipOut(t, host, "link", "set", "cali0f0reign01", "alias", "gingham/other-network/c2/eth0")
+
+	// The IPAM plugin records what GC handed it.
+	ipamDir := t.TempDir()
+	got := filepath.Join(ipamDir, "gc-stdin")
+	script := "#!/bin/sh\n[ \"$CNI_COMMAND\" = GC ] || exit 1\ncat > " + got + "\n"
+	if err := os.WriteFile(filepath.Join(ipamDir, "fake-ipam"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(c, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["cniVersion"], m["ipam"] = "1.1.0", map[string]any{"type": "fake-ipam"}
+	gcRunner := attachtest.Self(host)
+	gcRunner.Path = ipamDir
+
+	noList, _ := json.Marshal(m)
+	if _, err := gcRunner.Run(attachtest.Call{Command: "GC", Conf: noList}); err == nil || !strings.Contains(err.Error(), "valid-attachments") {
+		t.Fatalf("GC without a valid list: %v, want a refusal", err)
+	}
+	m["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "c1", "ifname": "eth0"}}
+	gcConf, _ := json.Marshal(m)
+	if _, err := gcRunner.Run(attachtest.Call{Command: "GC", Conf: gcConf}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+
+	hh, err := netlinkx.Open(host.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hh.Close()
+	for name, want := range map[string]bool{
+		felix.HostVethName("cali", "default", "keep"): true,
+		felix.HostVethName("cali", "default", "gone"): false,
+		"cali0f0reign00": true, "cali0f0reign01": true,
+	} {
+		if _, err := hh.LinkByName(name); (err == nil) != want {
+			t.Errorf("veth %s present = %v, want %v", name, err == nil, want)
+		}
+	}
+	b, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatalf("IPAM plugin got no GC: %v", err)
+	}
+	var ipamConf struct {
+		Valid []map[string]string `json:"cni.dev/valid-attachments"`
+	}
+	if err := json.Unmarshal(b, &ipamConf); err != nil || len(ipamConf.Valid) != 1 || ipamConf.Valid[0]["containerID"] != "c1" {
+		t.Errorf("IPAM GC stdin %s (%v), want the valid list", b, err)
+	}
 }
 
 func withPrev(t *testing.T, conf, result []byte) []byte {

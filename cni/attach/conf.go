@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/gingham-net/gingham/cni/netconf"
 	"github.com/gingham-net/gingham/felix"
 )
 
@@ -34,25 +35,37 @@ const (
 // HostMAC is the MAC of every host-side veth.
 var hostMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
 
-// NetConf is the plugin's network configuration:
+// NetConf is the plugin's network configuration, in Calico's spellings
+// where Calico has the setting (deploy/cni-config.yaml ships it):
 //
-//	{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"gingham",
-//	 "mtu":0,"interfacePrefix":"cali","routeProtocol":96,
-//	 "stateDir":"/var/lib/gingham","kubeconfig":"/etc/cni/net.d/gingham-kubeconfig",
+//	{"cniVersion":"1.1.0","name":"k8s-pod-network","type":"gingham",
+//	 "log_level":"info","log_file_path":"/var/log/gingham/cni/cni.log",
+//	 "nodename":"node-1","mtu":0,"state_dir":"/var/lib/gingham",
+//	 "interface_prefix":"cali","route_protocol":96,
+//	 "kubernetes":{"kubeconfig":"/etc/cni/net.d/gingham-kubeconfig"},
 //	 "ipam":{"type":"gingham-ipam"}}
+//
+// Any other key is refused (see package netconf); the ipam section is the
+// IPAM plugin's to check.
 type NetConf struct {
 	types.PluginConf
-	MTU             int    `json:"mtu,omitempty"`             // 0: read StateDir/mtu
-	InterfacePrefix string `json:"interfacePrefix,omitempty"` // host veth prefix
-	RouteProtocol   int    `json:"routeProtocol,omitempty"`   // of the host /32
-	StateDir        string `json:"stateDir,omitempty"`
-	Kubeconfig      string `json:"kubeconfig,omitempty"` // empty: no Pod annotations
+	netconf.Common
+	MTU             int    `json:"mtu,omitempty"`              // 0: read StateDir/mtu
+	StateDir        string `json:"state_dir,omitempty"`        // shared with the agent (GINGHAM_STATE_DIR)
+	InterfacePrefix string `json:"interface_prefix,omitempty"` // host veth prefix (GINGHAM_INTERFACE_PREFIX)
+	RouteProtocol   int    `json:"route_protocol,omitempty"`   // of the host /32 (GINGHAM_ROUTE_PROTOCOL)
+	// LegacyStateDir is gingham's earlier spelling of state_dir.
+	LegacyStateDir string `json:"stateDir,omitempty"`
+
+	// Kubeconfig is the resolved kubernetes.kubeconfig (empty: no Pod
+	// annotations).
+	Kubeconfig string `json:"-"`
 }
 
 // parseRequest reads what every command needs: the network configuration
 // and the pod's identity from CNI_ARGS.
 func parseRequest(args *skel.CmdArgs) (conf *NetConf, namespace, pod string, err error) {
-	if conf, err = parseConf(args.StdinData); err != nil {
+	if conf, err = ParseConf(args.StdinData); err != nil {
 		return nil, "", "", err
 	}
 	if namespace, pod, err = parseArgs(args.Args); err != nil {
@@ -61,10 +74,28 @@ func parseRequest(args *skel.CmdArgs) (conf *NetConf, namespace, pod string, err
 	return conf, namespace, pod, nil
 }
 
-func parseConf(stdin []byte) (*NetConf, error) {
+// ParseConf decodes and validates the plugin's network configuration and
+// fills in its defaults; unknown keys are refused with their names.
+func ParseConf(stdin []byte) (*NetConf, error) {
 	c := &NetConf{}
 	if err := json.Unmarshal(stdin, c); err != nil {
 		return nil, fmt.Errorf("parse network configuration: %w", err)
+	}
+	if err := netconf.CheckPlugin(stdin, c); err != nil {
+		return nil, err
+	}
+	if err := c.Common.Check(stdin); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.Kubeconfig, err = c.KubeconfigPath(); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.StateDir != "" && c.LegacyStateDir != "" && c.StateDir != c.LegacyStateDir:
+		return nil, fmt.Errorf("network configuration: state_dir %q and stateDir %q disagree (set only state_dir)", c.StateDir, c.LegacyStateDir)
+	case c.StateDir == "":
+		c.StateDir = c.LegacyStateDir
 	}
 	if c.InterfacePrefix == "" {
 		c.InterfacePrefix = DefaultInterfacePrefix
@@ -77,9 +108,9 @@ func parseConf(stdin []byte) (*NetConf, error) {
 	}
 	switch {
 	case len(c.InterfacePrefix) > 4:
-		return nil, fmt.Errorf("network configuration: interfacePrefix %q is longer than 4 characters", c.InterfacePrefix)
+		return nil, fmt.Errorf("network configuration: interface_prefix %q is longer than 4 characters", c.InterfacePrefix)
 	case c.RouteProtocol < 5 || c.RouteProtocol > 254:
-		return nil, fmt.Errorf("network configuration: routeProtocol %d must be 5..254", c.RouteProtocol)
+		return nil, fmt.Errorf("network configuration: route_protocol %d must be 5..254", c.RouteProtocol)
 	case c.IPAM.Type == "":
 		return nil, errors.New("network configuration: ipam.type is required")
 	case c.MTU < 0:

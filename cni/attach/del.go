@@ -10,8 +10,6 @@ import (
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/invoke"
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
@@ -28,18 +26,15 @@ func setSysctl(key, value string) error {
 
 // cmdDel releases the address and removes the veth; everything missing is
 // fine, so a repeated DEL succeeds.
-func cmdDel(args *skel.CmdArgs) error {
-	conf, namespace, pod, err := parseRequest(args)
-	if err != nil {
-		return err
-	}
+func cmdDel(r *request) error {
+	args, conf := r.args, r.conf
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	var errs []error
 	if err := invoke.DelegateDel(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
 		errs = append(errs, fmt.Errorf("ipam %s del: %w", conf.IPAM.Type, err))
 	}
-	hostName := hostVeth(conf, namespace, pod, args.ContainerID)
+	hostName := hostVeth(conf, r.namespace, r.pod, args.ContainerID)
 	if args.Netns != "" {
 		if _, err := os.Stat(args.Netns); err == nil {
 			detach(args.Netns, args.IfName, hostName)
@@ -51,11 +46,8 @@ func cmdDel(args *skel.CmdArgs) error {
 
 // cmdCheck verifies the pod's interface, address and routes, and the host
 // veth and /32, against the previous result.
-func cmdCheck(args *skel.CmdArgs) error {
-	conf, namespace, pod, err := parseRequest(args)
-	if err != nil {
-		return err
-	}
+func cmdCheck(r *request) error {
+	args, conf := r.args, r.conf
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
@@ -110,7 +102,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return fmt.Errorf("check: %w", err)
 	}
 	defer host.Close()
-	hostName := hostVeth(conf, namespace, pod, args.ContainerID)
+	hostName := hostVeth(conf, r.namespace, r.pod, args.ContainerID)
 	hl, err := host.LinkByName(hostName)
 	if err != nil {
 		return fmt.Errorf("check: host interface: %w", err)
@@ -121,26 +113,6 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	if !slices.ContainsFunc(hr, func(r netlinkx.Route) bool { return r.Dst == netip.PrefixFrom(podIP, 32) }) {
 		return fmt.Errorf("check: host route %s/32 dev %s missing", podIP, hostName)
-	}
-	return nil
-}
-
-// cmdStatus reports whether the plugin can take ADDs: the IPAM plugin must
-// be ready, and when the MTU comes from the agent its file must exist.
-func cmdStatus(args *skel.CmdArgs) error {
-	conf, err := parseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	if conf.MTU == 0 {
-		if _, err := os.Stat(filepath.Join(conf.StateDir, MTUFile)); err != nil {
-			return types.NewError(types.ErrPluginNotAvailable, "gingham agent not ready", err.Error())
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	if err := invoke.DelegateStatus(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
-		return fmt.Errorf("ipam %s status: %w", conf.IPAM.Type, err)
 	}
 	return nil
 }

@@ -1,11 +1,16 @@
 // Package ipamplugin is the gingham-ipam CNI plugin (CNI spec 1.0/1.1:
-// ADD, DEL, CHECK, STATUS, VERSION): it assigns each container one IPv4
+// ADD, DEL, CHECK, STATUS, GC, VERSION): it assigns each container one IPv4
 // address, returned as a /32, from gingham's IPAM on the Kubernetes API.
 //
 // Invariants:
-//   - ADD and DEL on one host run one at a time, under an flock on the lock
-//     file (lock_file, default /var/run/gingham/ipam.lock); the 90 second
-//     budget of an operation starts once the lock is held.
+//   - ADD, DEL and GC on one host run one at a time, under an flock on the
+//     lock file (lock_file, default /var/run/gingham/ipam.lock); the 90
+//     second budget of an operation starts once the lock is held.
+//   - GC releases only this node's workload addresses of this network
+//     (handle <network name>.<container ID>) whose container is not in
+//     cni.dev/valid-attachments, each by handle and sequence number.
+//   - STATUS fails (CNI error 50) when the kubeconfig is missing or
+//     unreadable, the API server does not answer, or no pool can serve.
 //   - The handle is <network name>.<container ID>: a repeated ADD returns the
 //     address the container already has; DEL of an unknown container
 //     succeeds.
@@ -32,7 +37,6 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,78 +66,21 @@ const (
 	EnvNodename = "GINGHAM_NODENAME"
 )
 
-// Conf is the network configuration the plugin reads. Its fields may sit
-// at the top level or inside the "ipam" section (when another plugin
-// delegates to gingham-ipam); the ipam section wins.
-type Conf struct {
-	types.NetConf
-	Kubeconfig string   `json:"kubeconfig,omitempty"`
-	Nodename   string   `json:"nodename,omitempty"`
-	LockFile   string   `json:"lock_file,omitempty"`
-	IPv4Pools  []string `json:"ipv4_pools,omitempty"`
-}
-
-type ipamSection struct {
-	IPAM struct {
-		Kubeconfig string   `json:"kubeconfig,omitempty"`
-		Nodename   string   `json:"nodename,omitempty"`
-		LockFile   string   `json:"lock_file,omitempty"`
-		IPv4Pools  []string `json:"ipv4_pools,omitempty"`
-	} `json:"ipam"`
-}
-
 // Main runs the plugin as a CNI binary.
 func Main() {
-	skel.PluginMainFuncs(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, Status: cmdStatus},
-		cniversion.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"),
-		"gingham-ipam "+version.Version)
+	skel.PluginMainFuncs(skel.CNIFuncs{
+		Add: run("ADD", cmdAdd, true), Del: run("DEL", cmdDel, true), Check: run("CHECK", cmdCheck, false),
+		Status: run("STATUS", cmdStatus, false), GC: run("GC", cmdGC, true),
+	}, cniversion.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"), "gingham-ipam "+version.Version)
 }
 
 func badConf(format string, a ...any) *types.Error {
 	return types.NewError(types.ErrInvalidNetworkConfig, "bad config: "+fmt.Sprintf(format, a...), "")
 }
 
-// loadConf parses and completes the configuration.
-func loadConf(stdin []byte) (*Conf, *types.Error) {
-	var c Conf
-	if err := json.Unmarshal(stdin, &c); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "bad config: not valid JSON: "+err.Error(), "")
-	}
-	var s ipamSection
-	_ = json.Unmarshal(stdin, &s) // same document, already known to parse
-	if s.IPAM.Kubeconfig != "" {
-		c.Kubeconfig = s.IPAM.Kubeconfig
-	}
-	if s.IPAM.Nodename != "" {
-		c.Nodename = s.IPAM.Nodename
-	}
-	if s.IPAM.LockFile != "" {
-		c.LockFile = s.IPAM.LockFile
-	}
-	if len(s.IPAM.IPv4Pools) > 0 {
-		c.IPv4Pools = s.IPAM.IPv4Pools
-	}
-	if c.Name == "" {
-		return nil, badConf("field name (the network name) is required")
-	}
-	if c.Nodename == "" {
-		c.Nodename = os.Getenv(EnvNodename)
-	}
-	if c.Nodename == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return nil, badConf("field nodename is empty, %s is unset and the hostname is unknown", EnvNodename)
-		}
-		c.Nodename = h
-	}
-	if c.LockFile == "" {
-		c.LockFile = DefaultLockFile
-	}
-	return &c, nil
-}
-
 // env is what one command works with.
 type env struct {
+	args  *skel.CmdArgs
 	conf  *Conf
 	c     client.Client
 	store *k8sstore.Store
@@ -141,23 +88,63 @@ type env struct {
 	log   *zap.Logger
 }
 
-func setup(args *skel.CmdArgs) (*env, *types.Error) {
-	conf, cerr := loadConf(args.StdinData)
-	if cerr != nil {
-		return nil, cerr
+// run gives fn what a command works with: the configuration, the logger it
+// asks for, the API client and, for the commands that write (locked), the
+// host-wide lock. It logs the outcome.
+func run(command string, fn func(*env) error, locked bool) func(*skel.CmdArgs) error {
+	return func(args *skel.CmdArgs) error {
+		conf, cerr := LoadConf(args.StdinData)
+		if cerr != nil {
+			return cerr
+		}
+		log, closeLog, err := conf.NewLogger()
+		if err != nil {
+			return badConf("%v", err)
+		}
+		defer closeLog()
+		log = log.With(zap.String("plugin", "gingham-ipam"), zap.String(logging.KeyOp, command),
+			zap.String("containerID", args.ContainerID), zap.String(logging.KeyNode, conf.Nodename))
+		err = runWith(args, conf, log, fn, locked)
+		if command == "STATUS" {
+			err = notAvailable(err)
+		}
+		if err != nil {
+			log.Error("command failed", logging.ErrorField(err))
+			return err
+		}
+		log.Info("command done")
+		return nil
 	}
+}
+
+func runWith(args *skel.CmdArgs, conf *Conf, log *zap.Logger, fn func(*env) error, locked bool) error {
+	e, cerr := setup(args, conf, log)
+	if cerr != nil {
+		return cerr
+	}
+	if locked {
+		unlock, cerr := lock(conf.LockFile)
+		if cerr != nil {
+			return cerr
+		}
+		defer unlock()
+	}
+	return fn(e)
+}
+
+func setup(args *skel.CmdArgs, conf *Conf, log *zap.Logger) (*env, *types.Error) {
 	var cfg *rest.Config
 	var err error
 	if conf.Kubeconfig != "" {
 		if _, serr := os.Stat(conf.Kubeconfig); serr != nil {
-			return nil, badConf("field kubeconfig: %v", serr)
+			return nil, badConf("field kubernetes.kubeconfig: %v", serr)
 		}
 		cfg, err = clientcmd.BuildConfigFromFlags("", conf.Kubeconfig)
 		if err != nil {
-			return nil, badConf("field kubeconfig %s: %v", conf.Kubeconfig, err)
+			return nil, badConf("field kubernetes.kubeconfig %s: %v", conf.Kubeconfig, err)
 		}
 	} else if cfg, err = rest.InClusterConfig(); err != nil {
-		return nil, badConf("field kubeconfig is required outside a cluster (%v)", err)
+		return nil, badConf("field kubernetes.kubeconfig is required outside a cluster (%v)", err)
 	}
 	cfg.Timeout = 30 * time.Second
 	cfg.QPS, cfg.Burst = 50, 100
@@ -165,9 +152,23 @@ func setup(args *skel.CmdArgs) (*env, *types.Error) {
 	if err != nil {
 		return nil, types.NewError(types.ErrTryAgainLater, "API server unreachable: "+err.Error(), "")
 	}
-	log := logging.New(zapcore.WarnLevel, true).With(zap.String("plugin", "gingham-ipam"), zap.String("containerID", args.ContainerID))
 	store := k8sstore.New(c)
-	return &env{conf: conf, c: c, store: store, alloc: ipam.New(store, ipam.Options{Logger: log}), log: log}, nil
+	return &env{args: args, conf: conf, c: c, store: store, alloc: ipam.New(store, ipam.Options{Logger: log}), log: log}, nil
+}
+
+// notAvailable turns any STATUS failure (a missing kubeconfig included)
+// into CNI error 50, "plugin not available", keeping its message.
+func notAvailable(err error) error {
+	var te *types.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te) && (te.Code == types.ErrPluginNotAvailable || te.Code == types.ErrLimitedConnectivity):
+		return te
+	case errors.As(err, &te):
+		return types.NewError(types.ErrPluginNotAvailable, te.Msg, te.Details)
+	}
+	return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
 }
 
 // lock takes the host-wide lock; the returned function releases it.
@@ -224,28 +225,11 @@ func podArgs(cniArgs string) (namespace, name string) {
 	return namespace, name
 }
 
-// setupLocked is setup for the commands that write (ADD, DEL): it also
-// takes the host-wide lock, which the caller releases with unlock.
-func setupLocked(args *skel.CmdArgs) (*env, func(), *types.Error) {
-	e, cerr := setup(args)
-	if cerr != nil {
-		return nil, nil, cerr
-	}
-	unlock, cerr := lock(e.conf.LockFile)
-	if cerr != nil {
-		return nil, nil, cerr
-	}
-	return e, unlock, nil
-}
+// handleID is the IPAM handle of a container: <network name>.<container ID>.
+func handleID(conf *Conf, containerID string) string { return conf.Name + "." + containerID }
 
-func handleID(conf *Conf, args *skel.CmdArgs) string { return conf.Name + "." + args.ContainerID }
-
-func cmdAdd(args *skel.CmdArgs) error {
-	e, unlock, cerr := setupLocked(args)
-	if cerr != nil {
-		return cerr
-	}
-	defer unlock()
+func cmdAdd(e *env) error {
+	args := e.args
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 
@@ -268,7 +252,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		attrs[ipam.AttrPodName], attrs[ipam.AttrNamespace] = podName, ns
 	}
 	addr, err := e.alloc.Assign(ctx, ipam.AssignRequest{
-		Handle: handleID(e.conf, args), Node: e.conf.Nodename, NodeLabels: labels, Pools: pools, Attrs: attrs,
+		Handle: handleID(e.conf, args.ContainerID), Node: e.conf.Nodename, NodeLabels: labels, Pools: pools, Attrs: attrs,
 	})
 	if err != nil {
 		return cniError("assign address", err)
@@ -276,7 +260,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	res := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, IPs: []*types100.IPConfig{{Address: hostNet(addr)}}}
 	if err := types.PrintResult(res, e.conf.CNIVersion); err != nil {
 		// The runtime never learns the address: give it back.
-		_ = e.alloc.ReleaseByHandle(context.WithoutCancel(ctx), handleID(e.conf, args))
+		_ = e.alloc.ReleaseByHandle(context.WithoutCancel(ctx), handleID(e.conf, args.ContainerID))
 		return types.NewError(types.ErrIOFailure, "print result: "+err.Error(), "")
 	}
 	return nil
@@ -303,7 +287,7 @@ func (e *env) requestedPools(ctx context.Context, ns, podName string) ([]string,
 			return parsePools("namespace "+ns, s)
 		}
 	}
-	return e.conf.IPv4Pools, nil
+	return e.conf.IPAM.IPv4Pools, nil
 }
 
 func parsePools(where, s string) ([]string, error) {
@@ -314,28 +298,21 @@ func parsePools(where, s string) ([]string, error) {
 	return pools, nil
 }
 
-func cmdDel(args *skel.CmdArgs) error {
-	e, unlock, cerr := setupLocked(args)
-	if cerr != nil {
-		return cerr
-	}
-	defer unlock()
+func cmdDel(e *env) error {
+	args := e.args
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := e.alloc.ReleaseByHandle(ctx, handleID(e.conf, args)); err != nil {
+	if err := e.alloc.ReleaseByHandle(ctx, handleID(e.conf, args.ContainerID)); err != nil {
 		return cniError("release address", err)
 	}
 	return nil
 }
 
-func cmdCheck(args *skel.CmdArgs) error {
-	e, cerr := setup(args)
-	if cerr != nil {
-		return cerr
-	}
+func cmdCheck(e *env) error {
+	args := e.args
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	held, err := e.alloc.HandleAddrs(ctx, handleID(e.conf, args))
+	held, err := e.alloc.HandleAddrs(ctx, handleID(e.conf, args.ContainerID))
 	if err != nil {
 		return cniError("check address", err)
 	}
@@ -365,11 +342,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	return nil
 }
 
-func cmdStatus(args *skel.CmdArgs) error {
-	e, cerr := setup(args)
-	if cerr != nil {
-		return cerr
-	}
+func cmdStatus(e *env) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var list v1.IPPoolList

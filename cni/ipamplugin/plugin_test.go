@@ -133,7 +133,7 @@ func (r runtime) fail(command, containerID, cniArgs string) cniError {
 func newRuntime(t *testing.T, nodeName string) runtime {
 	return runtime{t: t, conf: map[string]any{
 		"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "gingham-ipam",
-		"kubeconfig": env.Kubeconfig, "nodename": nodeName, "lock_file": filepath.Join(t.TempDir(), "ipam.lock"),
+		"kubernetes": map[string]any{"kubeconfig": env.Kubeconfig}, "nodename": nodeName, "lock_file": filepath.Join(t.TempDir(), "ipam.lock"),
 	}}
 }
 
@@ -245,11 +245,23 @@ func TestPluginErrors(t *testing.T) {
 		wantCode uint
 		wantMsg  string
 	}{
-		{"no kubeconfig outside a cluster", func(c map[string]any) { delete(c, "kubeconfig") }, 7, "kubeconfig is required outside a cluster"},
-		{"kubeconfig missing on disk", func(c map[string]any) { c["kubeconfig"] = "/nonexistent/kubeconfig" }, 7, "field kubeconfig"},
+		{"no kubeconfig outside a cluster", func(c map[string]any) { delete(c, "kubernetes") }, 7, "kubernetes.kubeconfig is required outside a cluster"},
+		{"kubeconfig missing on disk", func(c map[string]any) { c["kubernetes"] = map[string]any{"kubeconfig": "/nonexistent/kubeconfig"} }, 7, "field kubernetes.kubeconfig"},
 		{"no network name", func(c map[string]any) { delete(c, "name") }, 7, "network name"},
-		{"API server unreachable", func(c map[string]any) { c["kubeconfig"] = deadKubeconfig(t) }, 11, "API server unreachable"},
-		{"pool named in config missing", func(c map[string]any) { c["ipv4_pools"] = []string{"nope"} }, 101, "pool nope"},
+		{"API server unreachable", func(c map[string]any) { c["kubernetes"] = map[string]any{"kubeconfig": deadKubeconfig(t)} }, 11, "API server unreachable"},
+		{"pool named in config missing", func(c map[string]any) {
+			c["ipam"] = map[string]any{"type": "gingham-ipam", "ipv4_pools": []string{"nope"}}
+		}, 101, "pool nope"},
+		{"unknown ipam key named", func(c map[string]any) {
+			c["ipam"] = map[string]any{"type": "gingham-ipam", "subnet": "usePodCidr"}
+		}, 7, `"ipam.subnet"`},
+		{"unknown top-level key named when run directly", func(c map[string]any) { c["datastore_type"] = "kubernetes" }, 7, `"datastore_type"`},
+		{"no IPv4", func(c map[string]any) {
+			c["ipam"] = map[string]any{"type": "gingham-ipam", "assign_ipv4": "false"}
+		}, 7, "assign_ipv4"},
+		{"IPv6 asked for", func(c map[string]any) {
+			c["ipam"] = map[string]any{"type": "gingham-ipam", "assign_ipv6": "true"}
+		}, 7, "assign_ipv6"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

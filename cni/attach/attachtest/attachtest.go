@@ -34,6 +34,7 @@ type Runner struct {
 	Bin  string
 	Env  []string
 	Host *netns.NS // namespace the plugin runs in; nil: the caller's
+	Path string    // CNI_PATH, where delegated (IPAM) plugins are found; "": ReferencePath
 }
 
 // Self is a Runner for this test binary acting as the gingham plugin.
@@ -48,7 +49,7 @@ func Reference(host *netns.NS, name string) Runner {
 
 // Call is one invocation.
 type Call struct {
-	Command     string // ADD, DEL, CHECK, STATUS, VERSION
+	Command     string // ADD, DEL, CHECK, STATUS, GC, VERSION
 	ContainerID string
 	Netns       string
 	IfName      string
@@ -65,9 +66,13 @@ func PodArgs(namespace, pod string) string {
 func (r Runner) Run(c Call) ([]byte, error) {
 	cmd := exec.Command(r.Bin)
 	cmd.Env = append(os.Environ(), r.Env...)
+	path := r.Path
+	if path == "" {
+		path = ReferencePath
+	}
 	cmd.Env = append(cmd.Env,
 		"CNI_COMMAND="+c.Command, "CNI_CONTAINERID="+c.ContainerID, "CNI_NETNS="+c.Netns,
-		"CNI_IFNAME="+c.IfName, "CNI_ARGS="+c.Args, "CNI_PATH="+ReferencePath)
+		"CNI_IFNAME="+c.IfName, "CNI_ARGS="+c.Args, "CNI_PATH="+path)
 	cmd.Stdin = bytes.NewReader(c.Conf)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
