@@ -81,6 +81,7 @@ type agent struct {
 	// next interval.
 	statusDirty bool
 	lastReady   bool
+	asn         uint32 // the speaker's AS, fixed at start
 	local       localStatus // what the local status socket serves
 	tunnelUp    bool
 	hostMTU     int
@@ -199,10 +200,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	bgpCfg := a.bgpConfig(snap)
-	asn := bgpCfg.ASNumber
-	if cfg.ASNumber != 0 {
-		asn = cfg.ASNumber
-	}
+	asn := localASN(cfg, snap.Local, bgpCfg)
+	a.asn = asn
 	if err := a.speaker.Start(ctx, bgp.GlobalConfig{RouterID: nodeIP.Addr(), ASN: asn,
 		ListenPort: int32(bgpCfg.ListenPort), Restarting: restarting}); err != nil {
 		return fmt.Errorf("start BGP speaker: %w", err)
@@ -337,10 +336,16 @@ func (a *agent) sync(ctx context.Context) {
 	if !local.IPv4.IsValid() { // our own annotation not yet in the cache
 		local.Name, local.IPv4 = a.cfg.NodeName, a.nodeIP
 	}
-	if a.cfg.ASNumber != 0 {
-		local.ASNumber = a.cfg.ASNumber
-	}
 	bgpCfg := a.bgpConfig(s)
+	var problems []string
+	if want := localASN(a.cfg, local, bgpCfg); want != a.asn {
+		// GoBGP's global AS is fixed while it runs: keep serving with the
+		// running one, unready, until a restart applies the new one.
+		a.log.Error("this node's AS number changed; restart the agent to apply it",
+			zap.Uint32("running", a.asn), zap.Uint32("configured", want))
+		problems = append(problems, fmt.Sprintf("AS number changed from %d to %d: restart the agent to apply it", a.asn, want))
+	}
+	local.ASNumber = a.asn
 	peers := bgp.DesiredPeers(local, s.Nodes, a.peerModels(s.BGPPeers), bgpCfg)
 	peers = a.resolvePasswords(ctx, peers)
 	podIPs := make([]netip.Addr, 0, len(s.LocalPods))
@@ -352,7 +357,6 @@ func (a *agent) sync(ctx context.Context) {
 		poolCIDRs = append(poolCIDRs, p.CIDR)
 	}
 	desired := bgp.Desired{Peers: peers, Paths: bgp.DesiredPaths(local, affinities(s.LocalBlocks), podIPs, s.Pools, bgpCfg), PoolCIDRs: poolCIDRs}
-	var problems []string
 	if err := a.speaker.Reconcile(ctx, desired); err != nil {
 		a.log.Warn("BGP reconcile incomplete; will retry", zap.Error(err))
 		problems = append(problems, "bgp: "+err.Error())
@@ -585,4 +589,16 @@ func (a *agent) statusWriter(ctx context.Context) {
 		}
 		pending = nil
 	}
+}
+
+// localASN is this node's AS: GINGHAM_AS when set, else its Node's
+// gingham.dev/ASNumber annotation, else the cluster's.
+func localASN(cfg Config, local model.Node, bgpCfg model.BGPConfig) uint32 {
+	switch {
+	case cfg.ASNumber != 0:
+		return cfg.ASNumber
+	case local.ASNumber != 0:
+		return local.ASNumber
+	}
+	return bgpCfg.ASNumber
 }

@@ -121,3 +121,34 @@ func TestRestartTimeDefaultsFromConfig(t *testing.T) {
 		t.Errorf("peer restart times = %v, want plain 45s (agent default) and explicit 5s", got)
 	}
 }
+
+func TestLocalASN(t *testing.T) {
+	cluster := model.BGPConfig{ASNumber: 64512}
+	for _, tc := range []struct {
+		name      string
+		env, node uint32
+		want      uint32
+	}{
+		{"cluster AS when nothing is set", 0, 0, 64512},
+		{"the Node's annotation when the agent's variable is unset", 0, 65011, 65011},
+		{"GINGHAM_AS wins over the annotation", 65100, 65011, 65100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := localASN(Config{ASNumber: tc.env}, model.Node{ASNumber: tc.node}, cluster); got != tc.want {
+				t.Fatalf("localASN = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIdentityAnnotationsNeverDeleteAdminValues(t *testing.T) {
+	ip := netip.MustParsePrefix("10.0.1.11/24")
+	got := identityAnnotations(Config{}, ip)
+	if len(got) != 1 || got[v1.AnnotationIPv4Address] != "10.0.1.11/24" {
+		t.Fatalf("unset AS and RR cluster ID must leave those annotations out of the patch (a merge patch with null deletes them): %v", got)
+	}
+	got = identityAnnotations(Config{ASNumber: 65011, RRClusterID: "1.1.1.1"}, ip)
+	if got[v1.AnnotationASNumber] != "65011" || got[v1.AnnotationRouteReflectorClusterID] != "1.1.1.1" {
+		t.Fatalf("explicit values must be written: %v", got)
+	}
+}

@@ -56,19 +56,13 @@ func detectNodeIP(ifacePrefix string) (netip.Prefix, error) {
 
 // registerNode records this node's BGP identity as annotations on its
 // Kubernetes Node, waiting for the Node to exist (the kubelet creates it).
+// The AS number and route reflector cluster ID are written only when the
+// agent's configuration sets them; unset, the Node keeps what an
+// administrator annotated (per-node AS, in-cluster route reflectors), as
+// calico-node leaves its Node's BGP spec alone when AS and
+// CALICO_ROUTE_REFLECTOR_CLUSTER_ID are unset.
 func registerNode(ctx context.Context, c client.Client, cfg Config, ip netip.Prefix, log *zap.Logger) error {
-	ann := map[string]any{v1.AnnotationIPv4Address: ip.String()}
-	if cfg.ASNumber != 0 {
-		ann[v1.AnnotationASNumber] = strconv.FormatUint(uint64(cfg.ASNumber), 10)
-	} else {
-		ann[v1.AnnotationASNumber] = nil
-	}
-	if cfg.RRClusterID != "" {
-		ann[v1.AnnotationRouteReflectorClusterID] = cfg.RRClusterID
-	} else {
-		ann[v1.AnnotationRouteReflectorClusterID] = nil
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": identityAnnotations(cfg, ip)}})
 	if err != nil {
 		return fmt.Errorf("encode node annotations: %w", err)
 	}
@@ -76,7 +70,7 @@ func registerNode(ctx context.Context, c client.Client, cfg Config, ip netip.Pre
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cfg.NodeName}}
 		err := c.Patch(ctx, n, client.RawPatch(types.MergePatchType, patch))
 		if err == nil {
-			log.Info("node registered", zap.String("ipv4Address", ip.String()), zap.Uint32("asNumber", cfg.ASNumber))
+			log.Info("node registered", zap.String("ipv4Address", ip.String()))
 			return nil
 		}
 		if !apierrors.IsNotFound(err) {
@@ -119,4 +113,18 @@ func ensureDefaultPool(ctx context.Context, c client.Client, cfg Config, log *za
 	}
 	log.Info("created default IPPool", zap.String("cidr", cfg.DefaultPoolCIDR), zap.String("ipipMode", cfg.DefaultPoolIPIP))
 	return nil
+}
+
+// identityAnnotations are the Node annotations the agent writes: its
+// address always, the AS number and route reflector cluster ID only when
+// configured (never deleted).
+func identityAnnotations(cfg Config, ip netip.Prefix) map[string]string {
+	ann := map[string]string{v1.AnnotationIPv4Address: ip.String()}
+	if cfg.ASNumber != 0 {
+		ann[v1.AnnotationASNumber] = strconv.FormatUint(uint64(cfg.ASNumber), 10)
+	}
+	if cfg.RRClusterID != "" {
+		ann[v1.AnnotationRouteReflectorClusterID] = cfg.RRClusterID
+	}
+	return ann
 }
