@@ -156,3 +156,9 @@ test-reliability: tools build
 	$(GO) run ./hack/reliability-report -in "$$j" -out docs/reliability.md -check \
 		-command "make test-reliability: go test -race with GINGHAM_RELIABILITY_LONG=1, then each fuzz target for -fuzztime $(RELIABILITY_FUZZTIME)" || rc=1; \
 	exit $$rc
+
+.PHONY: image
+
+## image: container images as OCI archives in bin/images/<name>.tar, with no registry, container engine or base image (hack/image): ghcr.io/gingham-net/gingham:$(VERSION) laid out as deploy/image-layout says, and pause, busybox, agnhost (the tags the pinned e2e suite asks for) and coredns, for ctr -n k8s.io images import
+image: tools build
+	$(GO) run ./hack/image -bin $(BIN) -out $(BIN)/images -version $(VERSION)

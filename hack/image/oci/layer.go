@@ -30,14 +30,29 @@ func WriteLayer(w io.Writer, t *Tree) (Layer, error) {
 		return Layer{}, err
 	}
 	blob := &countingHash{h: sha256.New()}
-	zw, err := gzip.NewWriterLevel(io.MultiWriter(w, blob), gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(w, blob), gzip.DefaultCompression)
 	if err != nil {
 		return Layer{}, fmt.Errorf("start gzip: %w", err)
 	}
 	diff := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(zw, diff))
+	// Files read from the same host file with the same mode are written
+	// once; later paths are hard links to the first.
+	type fileKey struct {
+		source string
+		mode   int64
+	}
+	written := map[fileKey]string{}
 	for _, p := range paths {
-		if err := writeEntry(tw, p, t.entry(p)); err != nil {
+		e := t.entry(p)
+		if e.Kind == File && e.Source != "" {
+			if first, ok := written[fileKey{e.Source, e.Mode}]; ok {
+				e = Entry{Kind: hardlink, Mode: e.Mode, Target: first}
+			} else {
+				written[fileKey{e.Source, e.Mode}] = p
+			}
+		}
+		if err := writeEntry(tw, p, e); err != nil {
 			return Layer{}, err
 		}
 	}
@@ -58,6 +73,8 @@ func writeEntry(tw *tar.Writer, p string, e Entry) error {
 		hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
 	case Symlink:
 		hdr.Typeflag, hdr.Mode, hdr.Linkname = tar.TypeSymlink, 0o777, e.Target
+	case hardlink:
+		hdr.Typeflag, hdr.Linkname = tar.TypeLink, e.Target[1:]
 	case File:
 		hdr.Typeflag = tar.TypeReg
 		if e.Source == "" {

@@ -21,6 +21,8 @@ func testTree(t *testing.T, dir string) *Tree {
 	}
 	tr := NewTree()
 	tr.File("/usr/local/bin/hello", 0o755, src)
+	tr.File("/usr/local/bin/hello2", 0o755, src) // a hard link to hello
+	tr.File("/usr/local/bin/hello3", 0o700, src) // another mode: a copy
 	tr.Bytes("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
 	tr.Dir("/tmp", 0o1777)
 	tr.Symlink("/bin/hi", "/usr/local/bin/hello")
@@ -117,6 +119,8 @@ func TestWriteRead(t *testing.T) {
 		{"usr/local/", tar.TypeDir, 0o755, "", ""},
 		{"usr/local/bin/", tar.TypeDir, 0o755, "", ""},
 		{"usr/local/bin/hello", tar.TypeReg, 0o755, "", "#!/bin/sh\necho hello\n"},
+		{"usr/local/bin/hello2", tar.TypeLink, 0o755, "usr/local/bin/hello", ""},
+		{"usr/local/bin/hello3", tar.TypeReg, 0o700, "", "#!/bin/sh\necho hello\n"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("layer entries (-want +got):\n%s", diff)

@@ -15,6 +15,9 @@ const (
 	File Kind = iota
 	Dir
 	Symlink
+	// hardlink is how WriteLayer writes a second path of one host file;
+	// Target is the first path.
+	hardlink
 )
 
 // Entry is one path of a Tree.
