@@ -82,7 +82,7 @@ type blobs struct {
 }
 
 func newBlobs(img Image, layer Layer) (*blobs, error) {
-	created := Epoch.Format(time.RFC3339)
+	created := epoch().Format(time.RFC3339)
 	b := &blobs{layer: Descriptor{MediaType: MediaTypeLayer, Digest: layer.Digest, Size: layer.Size}}
 	var err error
 	b.configJSON, err = json.Marshal(ImageConfig{
@@ -144,7 +144,7 @@ func writeArchive(dst string, b *blobs, layer io.Reader) (err error) {
 		return fmt.Errorf("encode oci-layout: %w", err)
 	}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: Epoch}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch()}); err != nil {
 			return fmt.Errorf("archive %s: %w", d, err)
 		}
 	}
@@ -182,7 +182,7 @@ func writeArchive(dst string, b *blobs, layer io.Reader) (err error) {
 }
 
 func writeFile(tw *tar.Writer, name string, size int64, r io.Reader) error {
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: Epoch}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: epoch()}); err != nil {
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	if _, err := io.CopyN(tw, r, size); err != nil {

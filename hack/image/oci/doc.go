@@ -11,7 +11,7 @@
 //
 // Invariants:
 //   - Output is a function of the Tree's contents and the Image alone:
-//     entries are sorted, every mtime is Epoch, owners are 0:0 with no
+//     entries are sorted, every mtime is EpochSeconds, owners are 0:0 with no
 //     names, gzip headers carry no name or time. Two builds of the same
 //     inputs give the same manifest digest (tested).
 //   - Every parent directory of an entry is in the layer (0755 unless the

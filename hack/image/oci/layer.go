@@ -11,9 +11,12 @@ import (
 	"time"
 )
 
-// Epoch is the modification time of every entry and the image's creation
-// time: a fixed value keeps digests reproducible.
-var Epoch = time.Unix(0, 0).UTC()
+// EpochSeconds is the modification time of every entry and the image's
+// creation time, in Unix seconds: a fixed value keeps digests reproducible.
+const EpochSeconds = 0
+
+// epoch is EpochSeconds as a time.
+func epoch() time.Time { return time.Unix(EpochSeconds, 0).UTC() }
 
 // Layer describes a written layer blob.
 type Layer struct {
@@ -22,7 +25,7 @@ type Layer struct {
 	DiffID string // sha256 of the uncompressed tar
 }
 
-// WriteLayer writes t to w as a gzip'd tar with sorted entries, Epoch
+// WriteLayer writes t to w as a gzip'd tar with sorted entries, epoch
 // mtimes and uid/gid 0, and returns its digests.
 func WriteLayer(w io.Writer, t *Tree) (Layer, error) {
 	paths, err := t.Paths()
@@ -66,7 +69,7 @@ func WriteLayer(w io.Writer, t *Tree) (Layer, error) {
 }
 
 func writeEntry(tw *tar.Writer, p string, e Entry) error {
-	hdr := &tar.Header{Name: p[1:], Mode: e.Mode, ModTime: Epoch}
+	hdr := &tar.Header{Name: p[1:], Mode: e.Mode, ModTime: epoch()}
 	var content io.Reader
 	switch e.Kind {
 	case Dir:

@@ -101,7 +101,7 @@ func TestWriteRead(t *testing.T) {
 	var got []entry
 	for _, f := range a.Files {
 		h := f.Header
-		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(Epoch) {
+		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(epoch()) {
 			t.Errorf("%s: owner %d:%d (%q:%q), mtime %v", h.Name, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime)
 		}
 		got = append(got, entry{h.Name, h.Typeflag, h.Mode, h.Linkname, string(f.Data)})

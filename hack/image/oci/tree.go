@@ -60,15 +60,6 @@ func (t *Tree) Dir(p string, mode int64) { t.put(p, Entry{Kind: Dir, Mode: mode}
 // Symlink adds (or replaces) a symbolic link to target.
 func (t *Tree) Symlink(p, target string) { t.put(p, Entry{Kind: Symlink, Target: target}) }
 
-// Remove deletes p (and nothing below it) from the Tree.
-func (t *Tree) Remove(p string) { delete(t.entries, path.Clean(p)) }
-
-// Get returns the entry at p, if any.
-func (t *Tree) Get(p string) (Entry, bool) {
-	e, ok := t.entries[path.Clean(p)]
-	return e, ok
-}
-
 func (t *Tree) put(p string, e Entry) { t.entries[path.Clean(p)] = e }
 
 // Paths lists every path of the Tree with the parent directories it
