@@ -61,7 +61,7 @@ fi
 
 # Tools outside the Kubernetes module, pinned here: containerd v2 (Debian's
 # 1.6 is losing kubelet support), its runc shim and ctr; crictl; CoreDNS for
-# the conformance specs that resolve Service names.
+# the conformance specs that resolve Service names; portmap.
 install_at() { # name module-path@version [go build tags]
   if stale "$1"; then
     echo "tools: building $1 ($2)"
@@ -75,4 +75,8 @@ install_at containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/conta
 install_at ctr github.com/containerd/containerd/v2/cmd/ctr@$containerd_version $ctrd_tags
 install_at crictl sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0
 install_at coredns github.com/coredns/coredns@v1.14.7
+# portmap, the conflist's second plugin, shipped in the gingham image: a
+# release that speaks CNI 1.1 (STATUS, GC); Debian's 1.1.1 fails STATUS
+# ("missing containerID") and the node stays NotReady.
+install_at portmap github.com/containernetworking/plugins/plugins/meta/portmap@v1.9.0
 echo "tools: ready in $bin"

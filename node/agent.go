@@ -27,6 +27,7 @@ import (
 	"github.com/gingham-net/gingham/ipam"
 	"github.com/gingham-net/gingham/ipam/k8sstore"
 	"github.com/gingham-net/gingham/ipip"
+	"github.com/gingham-net/gingham/node/autodetect"
 )
 
 // writeMTU computes the pod MTU from the uplink (or the configured host
@@ -81,7 +82,7 @@ type agent struct {
 	// next interval.
 	statusDirty bool
 	lastReady   bool
-	asn         uint32 // the speaker's AS, fixed at start
+	asn         uint32      // the speaker's AS, fixed at start
 	local       localStatus // what the local status socket serves
 	tunnelUp    bool
 	hostMTU     int
@@ -115,11 +116,22 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("create API client: %w", err)
 	}
-	nodeIP := cfg.NodeIP
-	if !nodeIP.IsValid() {
-		if nodeIP, err = detectNodeIP(cfg.InterfacePrefix); err != nil {
-			return fmt.Errorf("autodetect node address: %w", err)
+	// Every goroutine Run starts beyond here ends with ctx (or stop) and
+	// is waited for on the way out.
+	ctx, stop := context.WithCancel(ctx)
+	var joins []<-chan struct{}
+	defer func() {
+		stop()
+		for _, done := range joins {
+			<-done
 		}
+	}()
+	nodeIP, err := nodeAddress(ctx, c, cfg, autodetect.System{}, log)
+	if err != nil {
+		return err
+	}
+	if cfg.CNIKubeconfig != "" && cfg.Kubeconfig == "" {
+		joins = append(joins, goJoined(func() { newCNIKubeconfig(cfg.CNIKubeconfig, log.Named("cni-kubeconfig")).run(ctx) }))
 	}
 	if err := registerNode(ctx, c, cfg, nodeIP, log); err != nil {
 		return err
@@ -156,9 +168,22 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 			log.Error("IPAM garbage collector stopped", zap.Error(err))
 		}
 	}()
-	reg := prometheus.NewRegistry()
-	if err := serveHealth(ctx, cfg.HealthAddr, a.health, reg, log); err != nil {
+	_, healthDone, err := serveHTTP(ctx, "/livez, /readyz", cfg.HealthAddr, healthHandler(a.health), log)
+	if err != nil {
 		return err
+	}
+	joins = append(joins, healthDone)
+	reg := prometheus.NewRegistry()
+	if cfg.MetricsAddr != "" {
+		addr, err := metricsAddress(cfg.MetricsAddr, nodeIP)
+		if err != nil {
+			return err
+		}
+		_, metricsDone, err := serveHTTP(ctx, "/metrics", addr, metricsHandler(reg), log)
+		if err != nil {
+			return err
+		}
+		joins = append(joins, metricsDone)
 	}
 
 	// Pods whose routes are still in the kernel mean this start follows a
@@ -241,6 +266,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("gingham-node stopped; routes left in place for the next start")
 	return loopErr
+}
+
+// goJoined runs fn in a goroutine; the channel is closed when it returns.
+func goJoined(fn func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	return done
 }
 
 func poke(c chan struct{}) {

@@ -4,6 +4,7 @@
 // namespaces behind FRR ToRs, gingham installed from deploy/ with kubectl.
 //
 //	go run ./test/cluster up     build it, install gingham, check a pod matrix, leave it running
+//	go run ./test/cluster check  print the nodes, ToR sessions and a pod matrix of the running cluster
 //	go run ./test/cluster down   remove everything and show the host is as it was
 //
 // State lives in the run directory (default /var/tmp/gingham-cluster).
@@ -57,6 +58,11 @@ func main() {
 		err = up(ctx, o)
 	case "down":
 		err = down(context.Background(), o)
+	case "check":
+		var c *kcluster.Cluster
+		if c, err = kcluster.Attach(o.Options); err == nil {
+			err = check(ctx, o, c, &steps{total: 5, start: time.Now()})
+		}
 	default:
 		err = fmt.Errorf("unknown command %q (up, down)", os.Args[1])
 	}
@@ -110,8 +116,15 @@ func up(ctx context.Context, o options) error {
 	}
 	out, _ = c.Kubectl(ctx, "-n", "gingham-system", "get", "pods", "-o", "wide")
 	fmt.Println(indent(out))
+	return check(ctx, o, c, s)
+}
+
+// check prints the nodes, the ToRs' sessions, a matrix Deployment and the
+// pod-to-pod matrix of a running cluster; it fails unless the matrix is
+// complete.
+func check(ctx context.Context, o options, c *kcluster.Cluster, s *steps) error {
 	s.step("nodes")
-	out, _ = c.Kubectl(ctx, "get", "nodes", "-o", "wide")
+	out, _ := c.Kubectl(ctx, "get", "nodes", "-o", "wide")
 	fmt.Println(indent(out))
 	s.step("BGP sessions of the ToRs")
 	for _, tor := range []string{"tor1", "tor2"} {

@@ -43,15 +43,14 @@ func (c *Cluster) controlPlane() []daemonSpec {
 			// The API server dials kubelets (exec, logs) by address: nodes
 			// have no DNS names here.
 			"--kubelet-preferred-address-types=InternalIP"}},
-		{name: "kube-controller-manager", argv: []string{filepath.Join(bin, "kube-controller-manager"),
+		{name: "kube-controller-manager", argv: append([]string{filepath.Join(bin, "kube-controller-manager"),
 			"--kubeconfig=" + p.Kubeconfig("kube-controller-manager"),
 			"--authentication-kubeconfig=" + p.Kubeconfig("kube-controller-manager"),
 			"--authorization-kubeconfig=" + p.Kubeconfig("kube-controller-manager"),
 			"--bind-address=127.0.0.1", "--secure-port=10257", "--leader-elect=false", "--controllers=*",
 			"--service-account-private-key-file=" + p.path("sa.key"), "--root-ca-file=" + p.path("ca.crt"),
-			"--use-service-account-credentials=true", "--service-cluster-ip-range=" + ServiceCIDR.String(),
-			// gingham does the IPAM: no node podCIDRs.
-			"--allocate-node-cidrs=false"}},
+			"--use-service-account-credentials=true", "--service-cluster-ip-range=" + ServiceCIDR.String()},
+			c.allocateNodeCIDRs()...)},
 		{name: "kube-scheduler", argv: []string{filepath.Join(bin, "kube-scheduler"),
 			"--kubeconfig=" + p.Kubeconfig("kube-scheduler"),
 			"--authentication-kubeconfig=" + p.Kubeconfig("kube-scheduler"),
@@ -149,4 +148,14 @@ func (c *Cluster) adminToken() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("admin token: not in %s", c.PKI.path("tokens.csv"))
+}
+
+// allocateNodeCIDRs is the controller-manager's podCIDR flag: gingham does
+// its own IPAM from IPPools; the bridge baseline's host-local needs a
+// podCIDR per node.
+func (c *Cluster) allocateNodeCIDRs() []string {
+	if c.O.Network == NetworkBridge {
+		return []string{"--allocate-node-cidrs=true", "--cluster-cidr=" + c.Spec.PoolCIDR.String(), "--node-cidr-mask-size=24"}
+	}
+	return []string{"--allocate-node-cidrs=false"}
 }

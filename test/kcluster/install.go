@@ -94,17 +94,20 @@ func (c *Cluster) InstallGingham(ctx context.Context, imageTag string) error {
 	if _, err := c.Kubectl(ctx, "apply", "-k", dir); err != nil {
 		return err
 	}
-	if err := c.WaitFor(ctx, 4*time.Minute, "gingham-node Ready on every node", func(ctx context.Context) (bool, error) {
+	if err := c.WaitFor(ctx, 5*time.Minute, "gingham-node Ready on every node", func(ctx context.Context) (bool, error) {
 		out, err := c.Kubectl(ctx, "-n", "gingham-system", "get", "daemonset", "gingham-node",
 			"-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
 		return err == nil && out == fmt.Sprintf("%d/%d", len(c.Spec.Nodes), len(c.Spec.Nodes)), nil
 	}); err != nil {
 		return err
 	}
-	return c.WaitFor(ctx, 2*time.Minute, "every node Ready", func(ctx context.Context) (bool, error) {
-		out, err := c.Kubectl(ctx, "get", "nodes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
-		return err == nil && strings.Count(out, "True") == len(c.Spec.Nodes), nil
-	})
+	return c.WaitFor(ctx, 2*time.Minute, "every node Ready", c.nodesReady)
+}
+
+// nodesReady reports whether every node is Ready.
+func (c *Cluster) nodesReady(ctx context.Context) (bool, error) {
+	out, err := c.Kubectl(ctx, "get", "nodes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	return err == nil && strings.Count(out, "True") == len(c.Spec.Nodes), nil
 }
 
 // topologyObjects renders the topology's gingham objects (BGP

@@ -14,6 +14,31 @@ import (
 	"github.com/gingham-net/gingham/test/labnet"
 )
 
+// referencePlugins is where Debian's containernetworking-plugins puts the
+// CNI reference plugins.
+const referencePlugins = "/usr/lib/cni"
+
+// copyDir copies the regular files of src into dst (mode kept).
+func copyDir(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", src, err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o755); err != nil {
+			return fmt.Errorf("copy %s: %w", src, err)
+		}
+	}
+	return nil
+}
+
 // cgroupV1Root is where this host mounts its cgroup hierarchies.
 const cgroupV1Root = "/sys/fs/cgroup"
 
@@ -34,6 +59,13 @@ func (c *Cluster) startNode(n labnet.Node) error {
 		if err := os.WriteFile(filepath.Join(f.Dir, "sysctl", strings.ReplaceAll(k, "/", "-")), []byte(v+"\n"), 0o644); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
+	}
+	// The node's OS provides the CNI reference plugins, as the
+	// kubernetes-cni package does on kubeadm nodes: the container runtime
+	// needs loopback for every pod's lo; the bridge baseline uses bridge
+	// and host-local.
+	if err := copyDir(referencePlugins, filepath.Join(f.Dir, "opt-cni-bin")); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)

@@ -36,6 +36,10 @@ type Options struct {
 	Nodes  int    // 1..4, spread over two racks (rack1 gets the extra)
 	Bin    string // the repository's bin/ (make tools, make build)
 	Images string // directory of image archives (make image)
+	// Network is the pod network the cluster is meant for: NetworkGingham
+	// (default) or NetworkBridge, for which the controller-manager
+	// allocates node podCIDRs from the pool.
+	Network string
 }
 
 // Spec is the network topology of a cluster of n nodes: the lab's two

@@ -1,0 +1,134 @@
+package kcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gingham-net/gingham/internal/testenv"
+	"github.com/gingham-net/gingham/test/labnet"
+)
+
+// prerequisites are what TestCluster needs from make tools, make build
+// and make image (all prerequisites of make test).
+var prerequisites = []string{"kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+	"kube-proxy", "kubectl", "containerd", "containerd-shim-runc-v2", "ctr", "e2e.test", "etcd",
+	"images/gingham.tar", "images/pause.tar", "images/agnhost.tar"}
+
+// need fails (under make test) or skips the test when something it needs
+// is missing.
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if testenv.Required() {
+		t.Fatalf("%s (make test provides it)", what)
+	}
+	t.Skip(what)
+}
+
+// imageTag is the gingham image's tag: GINGHAM_IMAGE_TAG (make test sets
+// it to make image's VERSION), else what make would compute.
+func imageTag(t *testing.T) string {
+	if v := os.Getenv("GINGHAM_IMAGE_TAG"); v != "" {
+		return v
+	}
+	out, err := exec.Command("git", "-C", testenv.Root(), "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		t.Fatalf("image tag: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestCluster is gingham on a real Kubernetes cluster: three nodes
+// (containerd, kubelet, kube-proxy) in two racks behind FRR ToRs, gingham
+// installed from deploy/ with kubectl, a pod matrix, then Kubernetes' own
+// [sig-network] Networking Granular Checks: Pods. It needs root; it leaves
+// the host as it found it (checked).
+func TestCluster(t *testing.T) {
+	need(t, os.Geteuid() == 0, "needs root (namespaces, cgroups, mounts)")
+	bin := labnet.BinDir()
+	for _, p := range prerequisites {
+		_, err := os.Stat(filepath.Join(bin, p))
+		need(t, err == nil, "missing bin/"+p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	_ = labnet.CleanupStale(ctx)
+	runDir, err := os.MkdirTemp("/var/tmp", "gingham-cluster-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{RunDir: runDir, Prefix: fmt.Sprintf("ghk%d-", os.Getpid()%100000), Nodes: 3, Bin: bin, Images: filepath.Join(bin, "images")}
+	c, err := Attach(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Snapshot(ctx, o.Prefix)
+	t.Cleanup(func() {
+		if err := Down(context.Background(), o); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		after := Snapshot(context.Background(), o.Prefix)
+		if d := base.Diff(after); len(d) > 0 {
+			t.Errorf("the host differs after down:\n  %s", strings.Join(d, "\n  "))
+		}
+		if t.Failed() {
+			t.Logf("logs kept in %s", filepath.Join(runDir, "logs"))
+		} else {
+			_ = os.RemoveAll(runDir)
+		}
+	})
+	start := time.Now()
+	if err := c.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Logf("control plane and %d nodes registered in %s", o.Nodes, time.Since(start).Round(time.Millisecond))
+	if err := c.InstallGingham(ctx, imageTag(t)); err != nil {
+		out, _ := c.Kubectl(ctx, "-n", "gingham-system", "get", "pods", "-o", "wide")
+		t.Fatalf("install gingham: %v\n%s", err, out)
+	}
+	t.Logf("gingham installed, every node Ready, %s after start", time.Since(start).Round(time.Millisecond))
+
+	t.Run("matrix", func(t *testing.T) {
+		pods, err := c.DeployMatrix(ctx, "matrix", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes := map[string]bool{}
+		for _, p := range pods {
+			nodes[p.Node] = true
+		}
+		if len(pods) != 6 || len(nodes) != 3 {
+			t.Fatalf("want 6 pods on 3 nodes, got %v", pods)
+		}
+		m := c.CheckMatrix(ctx, "matrix", pods)
+		if m.Passed() != len(m.Probes) {
+			t.Fatalf("pod matrix:\n%s", m)
+		}
+		t.Logf("pod matrix: %d/%d pairs, ping and TCP", m.Passed(), len(m.Probes))
+	})
+
+	t.Run("GranularChecks", func(t *testing.T) {
+		res, err := c.E2E(ctx, filepath.Join(runDir, "logs", "e2e-granular"), GranularFocus, KernelSkip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) < 4 {
+			t.Fatalf("want the 4 non-SCTP Granular Checks, ran %d: %v", len(res), res)
+		}
+		for _, r := range res {
+			if r.State != "passed" {
+				t.Errorf("%s: %s (%s)", r.Name, r.State, r.Failure)
+			} else {
+				t.Logf("passed in %s: %s", r.Duration, r.Name)
+			}
+		}
+	})
+}
