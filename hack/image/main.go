@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/gingham-net/gingham/hack/image/images"
 	"github.com/gingham-net/gingham/hack/image/oci"
@@ -61,13 +62,17 @@ func run(ctx context.Context, in images.Inputs, tools, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	for _, s := range specs {
 		dst := filepath.Join(out, s.Name+".tar")
 		w, err := oci.Write(dst, s.Image)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-26s %s %6.1f MB  %s\n", dst, w.Manifest.Digest[:19], float64(w.Layer.Size)/1e6, strings.Join(s.Refs, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f MB\t%s\n", dst, w.Manifest.Digest[:19], float64(w.Layer.Size)/1e6, strings.Join(s.Refs, " "))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("print images: %w", err)
 	}
 	return nil
 }
