@@ -49,10 +49,10 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## test: tools, build, vet, then every test with -race (integration tests on the real kube-apiserver; privileged tests as root)
-test: tools build vet
+## test: tools, build, image, vet, then every test with -race (integration tests on the real kube-apiserver; privileged tests as root; TestCluster: a real 3-node cluster with gingham from deploy/ and the upstream Granular Checks)
+test: tools build image vet
 	@[ "$$(id -u)" = 0 ] || { echo "make test runs privileged network-namespace tests and must run as root"; exit 1; }
-	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+	GINGHAM_IMAGE_TAG=$(VERSION) $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 ## test-unit: only the tests that need neither root nor the API server
 test-unit:
@@ -61,13 +61,18 @@ test-unit:
 clean:
 	rm -rf $(BIN)
 
-.PHONY: cluster cluster-down
+.PHONY: cluster cluster-down test-conformance
 
 CLUSTER_FLAGS ?=
 ## cluster: a real Kubernetes cluster on this machine (control plane; 3 nodes with containerd, kubelet, kube-proxy behind FRR ToRs), gingham installed from deploy/ with kubectl, a pod matrix printed; left running (root)
 cluster: tools build image
 	@[ "$$(id -u)" = 0 ] || { echo "make cluster needs root (namespaces, cgroups, mounts)"; exit 1; }
 	$(GO) run ./test/cluster up -image-tag $(VERSION) $(CLUSTER_FLAGS)
+
+## test-conformance: Kubernetes' network conformance specs (Granular Checks: Pods and every [sig-network] [Conformance] spec this kernel can run) on a fresh cluster with gingham, then with the bridge baseline, into docs/conformance.md (root; ~40 min)
+test-conformance: tools build image
+	@[ "$$(id -u)" = 0 ] || { echo "make test-conformance needs root (namespaces, cgroups, mounts)"; exit 1; }
+	$(GO) run ./test/cluster conformance -run-dir /var/tmp/gingham-conformance -image-tag $(VERSION) $(CLUSTER_FLAGS)
 
 ## cluster-down: remove the cluster and show the host is as it was before make cluster
 cluster-down:

@@ -4,6 +4,7 @@
 // namespaces behind FRR ToRs, gingham installed from deploy/ with kubectl.
 //
 //	go run ./test/cluster up     build it, install gingham, check a pod matrix, leave it running
+//	go run ./test/cluster conformance  the network conformance specs with gingham and with the bridge baseline, into docs/conformance.md
 //	go run ./test/cluster check  print the nodes, ToR sessions and a pod matrix of the running cluster
 //	go run ./test/cluster down   remove everything and show the host is as it was
 //
@@ -32,6 +33,7 @@ type options struct {
 	kcluster.Options
 	imageTag    string
 	podsPerNode int
+	report      string
 }
 
 func main() {
@@ -49,6 +51,7 @@ func main() {
 	fs.StringVar(&o.Images, "images", filepath.Join(bin, "images"), "directory of the image archives (make image)")
 	fs.StringVar(&o.imageTag, "image-tag", "", "tag of the gingham image to install (make image's VERSION)")
 	fs.IntVar(&o.podsPerNode, "pods-per-node", 2, "matrix pods per node")
+	fs.StringVar(&o.report, "report", filepath.Join(testenv.Root(), "docs", "conformance.md"), "conformance: the report to write")
 	_ = fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -58,6 +61,8 @@ func main() {
 		err = up(ctx, o)
 	case "down":
 		err = down(context.Background(), o)
+	case "conformance":
+		err = conformance(ctx, o, o.report)
 	case "check":
 		var c *kcluster.Cluster
 		if c, err = kcluster.Attach(o.Options); err == nil {
