@@ -32,7 +32,8 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
-// manifests are deploy's YAML files, the namespace first.
+// manifests are deploy's YAML files (but the kustomization), the namespace
+// first.
 func manifests(t *testing.T) []string {
 	t.Helper()
 	var files []string
@@ -41,7 +42,11 @@ func manifests(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, m...)
+		for _, f := range m {
+			if f != "kustomization.yaml" { // kustomize's, not an API object
+				files = append(files, f)
+			}
+		}
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i] == "namespace.yaml" && files[j] != "namespace.yaml" })
 	if len(files) < 6 {
@@ -129,7 +134,7 @@ func agentSettings(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	set := map[string]bool{}
-	for _, m := range regexp.MustCompile(`env\("(GINGHAM_[A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1) {
+	for _, m := range regexp.MustCompile(`env[A-Za-z]*\("(GINGHAM_[A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1) {
 		set[m[1]] = true
 	}
 	var out []string
@@ -197,6 +202,34 @@ func TestDaemonSet(t *testing.T) {
 	}
 	if env["GINGHAM_NODENAME"].ValueFrom == nil || env["GINGHAM_NODENAME"].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
 		t.Error("GINGHAM_NODENAME is not taken from spec.nodeName")
+	}
+	// Empty AS and RR cluster ID: administrators' Node annotations rule.
+	for _, k := range []string{"GINGHAM_AS", "GINGHAM_RR_CLUSTER_ID", "GINGHAM_IP"} {
+		if e, ok := env[k]; !ok || e.Value != "" || e.ValueFrom != nil {
+			t.Errorf("%s = %+v, want listed and empty", k, e)
+		}
+	}
+	if env["GINGHAM_IP_AUTODETECTION_METHOD"].Value != "first-found" {
+		t.Errorf("GINGHAM_IP_AUTODETECTION_METHOD = %q, want first-found", env["GINGHAM_IP_AUTODETECTION_METHOD"].Value)
+	}
+	// /metrics on the node's address at the port the container declares.
+	if v := env["GINGHAM_METRICS_ADDR"].Value; v != ":9091" {
+		t.Errorf("GINGHAM_METRICS_ADDR = %q, want :9091", v)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9091 {
+		t.Errorf("ports %+v, want metrics 9091", c.Ports)
+	}
+	// The CNI kubeconfig the agent refreshes is the one install-cni writes,
+	// on a read-write mount.
+	if v := env["GINGHAM_CNI_KUBECONFIG"].Value; v != "/etc/cni/net.d/gingham-kubeconfig" {
+		t.Errorf("GINGHAM_CNI_KUBECONFIG = %q", v)
+	}
+	rw := false
+	for _, m := range c.VolumeMounts {
+		rw = rw || (m.MountPath == "/etc/cni/net.d" && !m.ReadOnly)
+	}
+	if !rw {
+		t.Error("/etc/cni/net.d is not mounted read-write into gingham-node")
 	}
 }
 

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,7 +121,7 @@ func TestInstallCNI(t *testing.T) {
 	}
 	leaves := map[string]any{}
 	flatten("", doc, leaves)
-	for _, path := range sortedKeys(leaves) {
+	for _, path := range slices.Sorted(maps.Keys(leaves)) {
 		got, ok := read[path]
 		if !ok {
 			t.Errorf("key %s of the shipped conflist: no loader is checked for it here (read it in cni/ and add it to this test)", path)
@@ -165,13 +166,4 @@ func flatten(prefix string, v any, out map[string]any) {
 	for k, vv := range m {
 		flatten(prefix+k+".", vv, out)
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -13,26 +14,45 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gingham-net/gingham/internal/logging"
+	"github.com/gingham-net/gingham/node/autodetect"
+)
+
+// Defaults of settings whose empty value means something else.
+const (
+	// DefaultCNIKubeconfig is the CNI plugin's kubeconfig install-cni writes.
+	DefaultCNIKubeconfig = "/etc/cni/net.d/gingham-kubeconfig"
+	// DefaultMetricsAddr is Felix's metrics port on the node's address.
+	DefaultMetricsAddr = ":9091"
 )
 
 // Config is gingham-node's whole configuration, read once at start from
 // flags and GINGHAM_* environment variables (a flag wins over its variable).
+// An empty variable is the same as an unset one, except for
+// GINGHAM_METRICS_ADDR and GINGHAM_CNI_KUBECONFIG, where "" turns the
+// feature off.
 type Config struct {
-	NodeName         string        // GINGHAM_NODENAME: this node's Kubernetes Node name
-	Kubeconfig       string        // GINGHAM_KUBECONFIG: empty means in-cluster
-	Namespace        string        // GINGHAM_NAMESPACE: the agent's namespace (BGP password Secrets, GC Lease)
-	LogLevel         zapcore.Level // GINGHAM_LOG_LEVEL
-	LogJSON          bool          // GINGHAM_LOG_JSON
-	NodeIP           netip.Prefix  // GINGHAM_IP: this node's BGP address with prefix length
-	ASNumber         uint32        // GINGHAM_AS: 0 means the cluster AS
-	RRClusterID      string        // GINGHAM_RR_CLUSTER_ID: set to make this node a route reflector
+	NodeName        string            // GINGHAM_NODENAME: this node's Kubernetes Node name
+	Kubeconfig      string            // GINGHAM_KUBECONFIG: empty means in-cluster
+	Namespace       string            // GINGHAM_NAMESPACE: the agent's namespace (BGP password Secrets, GC Lease)
+	LogLevel        zapcore.Level     // GINGHAM_LOG_LEVEL
+	LogJSON         bool              // GINGHAM_LOG_JSON
+	NodeIP          netip.Prefix      // GINGHAM_IP: this node's BGP address with prefix length (wins over autodetection)
+	IPAutodetection autodetect.Method // GINGHAM_IP_AUTODETECTION_METHOD: how to find NodeIP when GINGHAM_IP is empty
+	// ASNumber is written to the Node's AS annotation when SetAS (0
+	// removes it: the cluster AS); unset, the annotation is left as an
+	// administrator set it.
+	ASNumber         uint32        // GINGHAM_AS
+	SetAS            bool          // GINGHAM_AS was given
+	RRClusterID      string        // GINGHAM_RR_CLUSTER_ID: written to the Node when set; empty leaves the annotation alone
 	InterfacePrefix  string        // GINGHAM_INTERFACE_PREFIX: host-side veth prefix
 	RouteProtocol    int           // GINGHAM_ROUTE_PROTOCOL: kernel protocol number of our routes
 	ResyncInterval   time.Duration // GINGHAM_RESYNC_INTERVAL: full route resync period
 	MTU              int           // GINGHAM_MTU: 0 means detect from the uplink
 	BGPSocket        string        // GINGHAM_BGP_SOCKET: GoBGP gRPC unix socket
 	StatusSocket     string        // GINGHAM_STATUS_SOCKET: this node's status for ginghamctl node status
-	HealthAddr       string        // GINGHAM_HEALTH_ADDR: /livez, /readyz, /metrics
+	HealthAddr       string        // GINGHAM_HEALTH_ADDR: /livez, /readyz
+	MetricsAddr      string        // GINGHAM_METRICS_ADDR: /metrics; no host means the node's address, "" disables
+	CNIKubeconfig    string        // GINGHAM_CNI_KUBECONFIG: the CNI plugin's kubeconfig, kept on the current token in-cluster; "" disables
 	StateDir         string        // GINGHAM_STATE_DIR: where the CNI plugin reads the MTU
 	RestartTime      time.Duration // GINGHAM_GRACEFUL_RESTART_TIME
 	DefaultPoolCIDR  string        // GINGHAM_IPV4POOL_CIDR: create this pool if none exists
@@ -43,12 +63,21 @@ type Config struct {
 }
 
 // LoadConfig parses args (without the program name) over the environment
-// read through getenv, and validates the result. Errors name the setting.
-func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+// read through lookupEnv (os.LookupEnv), and validates the result. Errors
+// name the setting.
+func LoadConfig(args []string, lookupEnv func(string) (string, bool)) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("gingham-node", flag.ContinueOnError)
+	// env: unset or empty gives the default.
 	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
+		if v, _ := lookupEnv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	// envOrEmpty: only unset gives the default; "" is a value (off).
+	envOrEmpty := func(key, def string) string {
+		if v, ok := lookupEnv(key); ok {
 			return v
 		}
 		return def
@@ -59,16 +88,22 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.Namespace, "namespace", env("GINGHAM_NAMESPACE", "gingham-system"), "the agent's namespace: BGP password Secrets and the IPAM GC Lease live here (GINGHAM_NAMESPACE)")
 	level := fs.String("log-level", env("GINGHAM_LOG_LEVEL", "info"), "debug, info, warning or error (GINGHAM_LOG_LEVEL)")
 	logJSON := fs.String("log-json", env("GINGHAM_LOG_JSON", "false"), "log as JSON (GINGHAM_LOG_JSON)")
-	ip := fs.String("ip", env("GINGHAM_IP", ""), "node address with prefix length, e.g. 10.0.0.5/24 (GINGHAM_IP)")
-	as := fs.String("as", env("GINGHAM_AS", "0"), "AS number of this node; 0 uses the cluster's (GINGHAM_AS)")
-	fs.StringVar(&c.RRClusterID, "rr-cluster-id", env("GINGHAM_RR_CLUSTER_ID", ""), "route reflector cluster ID (GINGHAM_RR_CLUSTER_ID)")
+	ip := fs.String("ip", env("GINGHAM_IP", ""), "node address with prefix length, e.g. 10.0.0.5/24; empty: autodetect (GINGHAM_IP)")
+	method := fs.String("ip-autodetection-method", env("GINGHAM_IP_AUTODETECTION_METHOD", "first-found"),
+		"how to find the node address without --ip: first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<ip or name>, kubernetes-internal-ip (GINGHAM_IP_AUTODETECTION_METHOD)")
+	as := fs.String("as", env("GINGHAM_AS", ""), "AS number written to this Node; empty or 0 leaves the Node's annotation as it is (GINGHAM_AS)")
+	fs.StringVar(&c.RRClusterID, "rr-cluster-id", env("GINGHAM_RR_CLUSTER_ID", ""), "route reflector cluster ID written to this Node; empty leaves the Node's annotation as it is (GINGHAM_RR_CLUSTER_ID)")
 	fs.StringVar(&c.InterfacePrefix, "interface-prefix", env("GINGHAM_INTERFACE_PREFIX", "cali"), "host-side veth name prefix (GINGHAM_INTERFACE_PREFIX)")
 	proto := fs.String("route-protocol", env("GINGHAM_ROUTE_PROTOCOL", "96"), "kernel route protocol number of gingham's routes (GINGHAM_ROUTE_PROTOCOL)")
 	resync := fs.String("resync-interval", env("GINGHAM_RESYNC_INTERVAL", "90s"), "full route resync period (GINGHAM_RESYNC_INTERVAL)")
 	mtu := fs.String("mtu", env("GINGHAM_MTU", "0"), "host MTU override; 0 detects it (GINGHAM_MTU)")
 	fs.StringVar(&c.BGPSocket, "bgp-socket", env("GINGHAM_BGP_SOCKET", "/var/run/gingham/bgp.sock"), "GoBGP gRPC unix socket (GINGHAM_BGP_SOCKET)")
 	fs.StringVar(&c.StatusSocket, "status-socket", env("GINGHAM_STATUS_SOCKET", "/var/run/gingham/status.sock"), "unix socket serving this node's status to ginghamctl (GINGHAM_STATUS_SOCKET)")
-	fs.StringVar(&c.HealthAddr, "health-addr", env("GINGHAM_HEALTH_ADDR", "127.0.0.1:9099"), "address of /livez, /readyz, /metrics (GINGHAM_HEALTH_ADDR)")
+	fs.StringVar(&c.HealthAddr, "health-addr", env("GINGHAM_HEALTH_ADDR", "127.0.0.1:9099"), "address of /livez and /readyz (GINGHAM_HEALTH_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOrEmpty("GINGHAM_METRICS_ADDR", DefaultMetricsAddr),
+		"address of /metrics; without a host, the node's address; empty disables (GINGHAM_METRICS_ADDR)")
+	fs.StringVar(&c.CNIKubeconfig, "cni-kubeconfig", envOrEmpty("GINGHAM_CNI_KUBECONFIG", DefaultCNIKubeconfig),
+		"the CNI plugin's kubeconfig, whose token the agent keeps current when running in-cluster; empty disables (GINGHAM_CNI_KUBECONFIG)")
 	fs.StringVar(&c.StateDir, "state-dir", env("GINGHAM_STATE_DIR", "/var/lib/gingham"), "state directory shared with the CNI plugin (GINGHAM_STATE_DIR)")
 	restart := fs.String("graceful-restart-time", env("GINGHAM_GRACEFUL_RESTART_TIME", "120s"), "BGP graceful restart time (GINGHAM_GRACEFUL_RESTART_TIME)")
 	fs.StringVar(&c.DefaultPoolCIDR, "ipv4pool-cidr", env("GINGHAM_IPV4POOL_CIDR", ""), "create this default pool when no pool exists (GINGHAM_IPV4POOL_CIDR)")
@@ -100,10 +135,15 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			bad("GINGHAM_IP", "ip", "%q is not an IPv4 address with prefix length (e.g. 10.0.0.5/24)", *ip)
 		}
 	}
-	if n, err := strconv.ParseUint(*as, 10, 32); err != nil {
-		bad("GINGHAM_AS", "as", "%q is not an AS number (0..4294967295)", *as)
-	} else {
-		c.ASNumber = uint32(n)
+	if c.IPAutodetection, err = autodetect.Parse(*method); err != nil {
+		bad("GINGHAM_IP_AUTODETECTION_METHOD", "ip-autodetection-method", "%v", err)
+	}
+	if *as != "" {
+		if n, err := strconv.ParseUint(*as, 10, 32); err != nil {
+			bad("GINGHAM_AS", "as", "%q is not an AS number (0..4294967295, or empty)", *as)
+		} else {
+			c.ASNumber = uint32(n)
+		}
 	}
 	if c.RRClusterID != "" {
 		if a, err := netip.ParseAddr(c.RRClusterID); err != nil || !a.Is4() {
@@ -121,6 +161,11 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MTU, err = strconv.Atoi(*mtu); err != nil || (c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535)) {
 		bad("GINGHAM_MTU", "mtu", "%q must be 0 (detect) or 576..65535", *mtu)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			bad("GINGHAM_METRICS_ADDR", "metrics-addr", "%q is not [host]:port (empty disables)", c.MetricsAddr)
+		}
 	}
 	if c.BGPSocket == "" {
 		bad("GINGHAM_BGP_SOCKET", "bgp-socket", "must not be empty")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -64,27 +65,62 @@ func (h *health) handler(check func() (bool, string)) http.HandlerFunc {
 	}
 }
 
-// serveHealth serves /livez, /readyz and /metrics on addr until ctx ends.
-func serveHealth(ctx context.Context, addr string, h *health, reg *prometheus.Registry, log *zap.Logger) error {
+// healthHandler serves /livez and /readyz.
+func healthHandler(h *health) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/livez", h.handler(h.live))
 	mux.Handle("/readyz", h.handler(h.readiness))
+	return mux
+}
+
+// metricsHandler serves /metrics.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// metricsAddress is where /metrics is served: GINGHAM_METRICS_ADDR, its
+// missing host replaced by the node's address (a Prometheus on the node
+// reaches it there, unlike 127.0.0.1 of the health server).
+func metricsAddress(addr string, nodeIP netip.Prefix) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("metrics address %q: %w", addr, err)
+	}
+	if host == "" {
+		host = nodeIP.Addr().String()
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// serveHTTP serves handler on addr until ctx ends. The listener is bound
+// before it returns (a bad or busy address is its error); done is closed
+// once the server has shut down and both of its goroutines have ended.
+func serveHTTP(ctx context.Context, what, addr string, handler http.Handler, log *zap.Logger) (bound net.Addr, done <-chan struct{}, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen for health checks on %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("listen for %s on %s: %w", what, addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	served, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server stopped", zap.String("serves", what), zap.Error(err))
+		}
+	}()
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-served:
+		}
 		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
+		<-served
 	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("health server stopped", zap.Error(err))
-		}
-	}()
-	return nil
+	log.Info("serving", zap.String("serves", what), zap.Stringer("addr", ln.Addr()))
+	return ln.Addr(), stopped, nil
 }

@@ -3,12 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,39 +16,63 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/gingham-net/gingham/api/v1"
+	"github.com/gingham-net/gingham/internal/logging"
+	"github.com/gingham-net/gingham/node/autodetect"
 )
 
-// detectNodeIP returns the first global IPv4 address (with its prefix) of
-// an interface that is up and not one of ours (cali*, tunl0) — Calico's
-// "first-found" autodetection.
-func detectNodeIP(ifacePrefix string) (netip.Prefix, error) {
-	ifaces, err := net.Interfaces()
+// nodeAddress is this node's BGP address: GINGHAM_IP when set, else what
+// GINGHAM_IP_AUTODETECTION_METHOD finds on host (kubernetes-internal-ip
+// reads the Node, waiting for the kubelet to report an InternalIP).
+func nodeAddress(ctx context.Context, c client.Client, cfg Config, host autodetect.Host, log *zap.Logger) (netip.Prefix, error) {
+	if cfg.NodeIP.IsValid() {
+		return cfg.NodeIP, nil
+	}
+	internalIP := func(ctx context.Context) (netip.Addr, error) { return waitInternalIP(ctx, c, cfg.NodeName, log) }
+	r, err := autodetect.Detect(ctx, cfg.IPAutodetection, host, internalIP)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("list interfaces: %w", err)
+		return netip.Prefix{}, fmt.Errorf("autodetect node address (GINGHAM_IP_AUTODETECTION_METHOD=%s; or set GINGHAM_IP): %w", cfg.IPAutodetection, err)
 	}
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 ||
-			strings.HasPrefix(ifc.Name, ifacePrefix) || ifc.Name == "tunl0" {
+	log.Info("autodetected node address", zap.String("method", cfg.IPAutodetection.String()),
+		zap.String("address", r.Prefix.String()), zap.String(logging.KeyIface, r.Interface))
+	return r.Prefix, nil
+}
+
+// waitInternalIP reads the Node's first IPv4 InternalIP, waiting until the
+// Node exists and has one.
+func waitInternalIP(ctx context.Context, c client.Client, name string, log *zap.Logger) (netip.Addr, error) {
+	for attempt := 0; ; attempt++ {
+		var n corev1.Node
+		err := c.Get(ctx, client.ObjectKey{Name: name}, &n)
+		switch {
+		case err == nil:
+			if a, ok := internalIPv4(&n); ok {
+				return a, nil
+			}
+		case !apierrors.IsNotFound(err):
+			return netip.Addr{}, fmt.Errorf("read node %s: %w", name, err)
+		}
+		if attempt%10 == 0 {
+			log.Warn("waiting for the Kubernetes Node to report an InternalIP", zap.String(logging.KeyNode, name))
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, fmt.Errorf("InternalIP of node %s: %w", name, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// internalIPv4 is the first IPv4 InternalIP in the Node's status.
+func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
 			continue
 		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(ipn.IP.To4())
-			if !ok || !ip.IsGlobalUnicast() {
-				continue
-			}
-			ones, _ := ipn.Mask.Size()
-			return netip.PrefixFrom(ip, ones), nil
+		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+			return ip, true
 		}
 	}
-	return netip.Prefix{}, errors.New("no global IPv4 address on any interface (set GINGHAM_IP)")
+	return netip.Addr{}, false
 }
 
 // registerNode records this node's BGP identity as annotations on its

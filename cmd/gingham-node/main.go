@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	cfg, err := node.LoadConfig(os.Args[1:], os.Getenv)
+	cfg, err := node.LoadConfig(os.Args[1:], os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gingham-node: %v\n", err)
 		os.Exit(2)
