@@ -98,6 +98,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 // (its ip_forward stays as it is): it only talks to nodes and pods.
 func (c *Cluster) linkHost(ctx context.Context) error {
 	link := c.O.Prefix + "cp"
+	// One cluster per machine: the control plane's address is fixed.
+	if out, _ := labnet.Run(ctx, "", "ip", "-o", "addr", "show", "to", HostCPAddr.Addr().String()); strings.TrimSpace(out) != "" {
+		return fmt.Errorf("another cluster holds the control-plane address %s (make cluster-down, or stop the other run): %s",
+			HostCPAddr.Addr(), strings.TrimSpace(out))
+	}
 	c.st.HostLink = link
 	if err := c.st.Save(c.O.RunDir); err != nil {
 		return err

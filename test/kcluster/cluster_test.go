@@ -90,14 +90,16 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	t.Logf("control plane and %d nodes registered in %s", o.Nodes, time.Since(start).Round(time.Millisecond))
-	if err := c.InstallGingham(ctx, imageTag(t)); err != nil {
+	if err := c.InstallGingham(ctx, imageTag(t), opsEnv); err != nil {
 		out, _ := c.Kubectl(ctx, "-n", "gingham-system", "get", "pods", "-o", "wide")
 		t.Fatalf("install gingham: %v\n%s", err, out)
 	}
 	t.Logf("gingham installed, every node Ready, %s after start", time.Since(start).Round(time.Millisecond))
 
+	var pods []Pod
 	t.Run("matrix", func(t *testing.T) {
-		pods, err := c.DeployMatrix(ctx, "matrix", 2)
+		var err error
+		pods, err = c.DeployMatrix(ctx, "matrix", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,4 +133,14 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+
+	if t.Failed() {
+		return
+	}
+	// Operations under the kubelet, in an order that keeps each one's
+	// preconditions: the drained node goes last.
+	t.Run("DeleteAgentPod", func(t *testing.T) { testDeleteAgentPod(t, ctx, c, "rack2-node1") })
+	t.Run("RolloutRestartUnderTraffic", func(t *testing.T) { testRolloutRestart(t, ctx, c, pods) })
+	t.Run("Burst100", func(t *testing.T) { testBurst(t, ctx, c) })
+	t.Run("DrainDeleteNode", func(t *testing.T) { testDrainDelete(t, ctx, c, "rack1-node2") })
 }

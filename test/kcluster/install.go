@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +24,17 @@ const ImageRepo = "ghcr.io/gingham-net/gingham"
 // Overlay is the kustomize overlay the cluster installs gingham with, as a
 // user with their own image tag and a kernel without ipip would write it:
 // deploy/ as the base (a path relative to the overlay), the image tag set, and the default pool's IPIP mode
-// set to Never.
-func Overlay(deployDir, imageTag string) string {
+// set to Never; env sets more of the agent's variables.
+func Overlay(deployDir, imageTag string, env map[string]string) string {
+	var extra strings.Builder
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&extra, "            - name: %s\n              value: %q\n", k, env[k])
+	}
 	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -47,7 +57,7 @@ patches:
             env:
             - name: GINGHAM_IPV4POOL_IPIP
               value: Never
-`, deployDir, ImageRepo, imageTag)
+%s`, deployDir, ImageRepo, imageTag, extra.String())
 }
 
 // InstallGingham installs gingham as a user does on this cluster: the
@@ -55,7 +65,7 @@ patches:
 // the BGP configuration and peers of the topology, then `kubectl apply -k`
 // of an overlay of deploy/. It waits for the DaemonSet's pods to be Ready
 // on every node and every node Ready.
-func (c *Cluster) InstallGingham(ctx context.Context, imageTag string) error {
+func (c *Cluster) InstallGingham(ctx context.Context, imageTag string, env map[string]string) error {
 	for _, n := range c.Spec.Nodes {
 		if n.AS == 0 {
 			continue
@@ -88,7 +98,7 @@ func (c *Cluster) InstallGingham(ctx context.Context, imageTag string) error {
 	if err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(Overlay(base, imageTag)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(Overlay(base, imageTag, env)), 0o644); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	if _, err := c.Kubectl(ctx, "apply", "-k", dir); err != nil {
