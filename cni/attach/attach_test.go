@@ -186,7 +186,9 @@ func TestPrivilegedGC(t *testing.T) {
 	if err := json.Unmarshal(c, &m); err != nil {
 		t.Fatal(err)
 	}
+	logFile := filepath.Join(t.TempDir(), "log", "cni.log")
 	m["cniVersion"], m["ipam"] = "1.1.0", map[string]any{"type": "fake-ipam"}
+	m["log_file_path"], m["log_level"] = logFile, "info"
 	gcRunner := attachtest.Self(host)
 	gcRunner.Path = ipamDir
 
@@ -217,6 +219,10 @@ func TestPrivilegedGC(t *testing.T) {
 	b, err := os.ReadFile(got)
 	if err != nil {
 		t.Fatalf("IPAM plugin got no GC: %v", err)
+	}
+	logged, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(logged), `"msg":"removed stale veth"`) || !strings.Contains(string(logged), "gingham/k8s-pod-network/c2/eth0") {
+		t.Errorf("log_file_path %s: %v\n%s", logFile, err, logged)
 	}
 	var ipamConf struct {
 		Valid []map[string]string `json:"cni.dev/valid-attachments"`

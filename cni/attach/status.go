@@ -60,7 +60,7 @@ func apiReachable(ctx context.Context, path string) error {
 		return fmt.Errorf("kubernetes client from %s: %w", path, err)
 	}
 	if err := kc.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error(); err != nil {
-		return fmt.Errorf("API server of %s unreachable: %w", path, err)
+		return fmt.Errorf("ask the API server of %s for its version: %w", path, err)
 	}
 	return nil
 }
