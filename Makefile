@@ -121,12 +121,12 @@ bench-bgp: tools build
 
 .PHONY: bench
 
-## bench: the benchmark suite B1-B11 of the performance notes (§7), each beside its references in the same run, 3 repetitions, into docs/benchmarks.md + docs/bench/*.svg; root; ~20 min; results kept in BENCH_RESULTS
+## bench: the benchmark suite B1-B12 of the performance notes (§7), each beside its references in the same run, 3 repetitions, into docs/benchmarks.md + docs/bench/*.svg; root; ~20 min; results kept in BENCH_RESULTS
 BENCH_RESULTS ?= /var/tmp/gingham-bench
 # Extra flags of the BGP part (./test/bench, B3-B6, B10, B11); its defaults fit the budget.
 BENCH_SUITE_BGP_FLAGS ?=
 BENCHSUITE := $(BIN)/benchsuite
-bench: tools build
+bench: tools build image
 	@[ "$$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)"; exit 1; }
 	$(GO) build -o $(BENCHSUITE) ./test/benchsuite
 	@r='$(BENCH_RESULTS)'; s='$(BENCHSUITE)'; rc=0; \
@@ -134,6 +134,7 @@ bench: tools build
 	$$s step -results "$$r" -name micro -- $$s micro -results "$$r" || rc=1; \
 	$$s step -results "$$r" -name dataplane -- $$s dataplane -results "$$r" || rc=1; \
 	$$s step -results "$$r" -name bgp -- $(GO) run ./test/bench -results "$$r" $(BENCH_SUITE_BGP_FLAGS) || rc=1; \
+	$$s step -results "$$r" -name cluster -- $$s cluster -results "$$r" -image-tag $(VERSION) || rc=1; \
 	$$s end -results "$$r"; \
 	$$s report -results "$$r" -out docs/benchmarks.md -charts docs/bench -notes docs/benchmarks-notes.md || rc=1; \
 	[ $$rc = 0 ] || echo "make bench: a part failed (see above); the report has what was measured"; \

@@ -13,6 +13,8 @@
 //	                                    run one part, record its wall and CPU time
 //	benchsuite micro     -results DIR   B1, B2 (felix/routetable), B7 (cni/attach), B8 (ipam)
 //	benchsuite dataplane -results DIR   B9: pod→pod iperf3 through the gingham CNI plugin
+//	benchsuite cluster   -results DIR -image-tag TAG
+//	                                    B12: pod created → Running on the real cluster, gingham vs bridge
 //	benchsuite end       -results DIR   record the end time and load
 //	benchsuite report    -results DIR -out docs/benchmarks.md -charts docs/bench
 //
@@ -41,7 +43,7 @@ func main() {
 	defer stop()
 	cmds := map[string]func(context.Context, []string) error{
 		"begin": cmdBegin, "step": cmdStep, "end": cmdEnd,
-		"micro": cmdMicro, "dataplane": cmdDataplane, "report": cmdReport,
+		"micro": cmdMicro, "dataplane": cmdDataplane, "cluster": cmdCluster, "report": cmdReport,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
@@ -58,7 +60,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchsuite begin|step|micro|dataplane|end|report -results DIR [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchsuite begin|step|micro|dataplane|cluster|end|report -results DIR [flags]")
 	os.Exit(2)
 }
 

@@ -71,7 +71,7 @@ func conformanceRun(ctx context.Context, o options, network, focus string) (run 
 		if network == kcluster.NetworkBridge {
 			err = c.InstallBridge(ctx)
 		} else {
-			err = c.InstallGingham(ctx, o.imageTag)
+			err = c.InstallGingham(ctx, o.imageTag, nil)
 		}
 	}
 	if err == nil {

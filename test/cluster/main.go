@@ -116,7 +116,7 @@ func up(ctx context.Context, o options) error {
 	out, _ := c.Kubectl(ctx, "get", "nodes", "-o", "wide")
 	fmt.Println(indent(out))
 	s.step("gingham from deploy/ (kubectl apply -k of an overlay: image tag, ipipMode Never)")
-	if err := c.InstallGingham(ctx, o.imageTag); err != nil {
+	if err := c.InstallGingham(ctx, o.imageTag, nil); err != nil {
 		return err
 	}
 	out, _ = c.Kubectl(ctx, "-n", "gingham-system", "get", "pods", "-o", "wide")

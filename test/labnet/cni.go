@@ -64,7 +64,11 @@ func (l *Lab) Conflist(node string, opts CNIOptions) ([]byte, error) {
 	if d.Plugin == "" {
 		d.Plugin = "gingham"
 	}
-	ipam := map[string]any{"type": "gingham-ipam", "kubeconfig": d.Kubeconfig, "nodename": node}
+	// Each node's own IPAM lock, as on a real node (never the host's
+	// default /var/run/gingham/ipam.lock: the lab's nodes share the host's
+	// filesystem).
+	ipam := map[string]any{"type": "gingham-ipam", "kubeconfig": d.Kubeconfig, "nodename": node,
+		"lock_file": filepath.Join(l.NodeDir(node), "ipam.lock")}
 	if opts.HostLocal != nil {
 		ipam = map[string]any{"type": "host-local", "dataDir": filepath.Join(l.NodeDir(node), "host-local"),
 			"ranges": [][]map[string]string{{{"subnet": opts.HostLocal(node).String()}}},

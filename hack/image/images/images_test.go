@@ -37,14 +37,14 @@ func needHost(t *testing.T, paths ...string) {
 	}
 }
 
-// fakeInputs has fake gingham and agnhost binaries (shell scripts with
+// fakeInputs has fake gingham, portmap and agnhost binaries (shell scripts with
 // distinct content) and a fake Kubernetes source with porter's
 // certificates; Repo is the real repository.
 func fakeInputs(t *testing.T) Inputs {
 	t.Helper()
 	dir := t.TempDir()
 	in := Inputs{Repo: repo, Bin: filepath.Join(dir, "bin"), Kubernetes: filepath.Join(dir, "k8s"), Version: "v9.9.9-test", Work: t.TempDir()}
-	for _, b := range []string{"gingham-node", "ginghamctl", "gingham-cni", "agnhost"} {
+	for _, b := range []string{"gingham-node", "ginghamctl", "gingham-cni", "portmap", "agnhost"} {
 		writeFile(t, filepath.Join(in.Bin, b), 0o755, "#!/bin/sh\necho "+b+"\n")
 	}
 	for _, f := range []string{"localhost.crt", "localhost.key"} {
