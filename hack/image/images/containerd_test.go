@@ -25,7 +25,7 @@ import (
 // names every reference.
 func TestPrivilegedContainerdImport(t *testing.T) {
 	netnstest.Privileged(t)
-	needHost(t, hostBusybox, "/usr/lib/cni/portmap")
+	needHost(t, hostBusybox)
 	containerd, ctr := tool(t, "containerd"), tool(t, "ctr")
 	ctx := context.Background()
 	in := fakeInputs(t)

@@ -10,8 +10,8 @@
 //   - coredns, tagged with the version bin/coredns was built at.
 //
 // Nothing comes from a base image or a registry: every file is a binary of
-// this repository's build, a Kubernetes source file, or a file of a host
-// Debian package (busybox-static, curl, netcat-openbsd, dash, bash,
-// containernetworking-plugins, gcc for pause). Shared libraries of the
-// dynamically linked ones are found with ldd.
+// make build or make tools (bin/), a Kubernetes source file, or a file of a
+// host Debian package (busybox-static, curl, netcat-openbsd, dash, bash, gcc
+// for pause). Shared libraries of the dynamically linked ones are found with
+// ldd.
 package images
