@@ -58,6 +58,10 @@ func (c *Cluster) Up(ctx context.Context) error {
 			return fmt.Errorf("cluster up: %w", err)
 		}
 	}
+	// FRR drops to user frr: the run directory must be traversable.
+	if err := os.Chmod(c.O.RunDir, 0o755); err != nil {
+		return fmt.Errorf("cluster up: %w", err)
+	}
 	c.st.Prefix, c.st.Nodes = c.O.Prefix, c.NodeNames()
 	if err := c.st.Save(c.O.RunDir); err != nil {
 		return err
