@@ -160,7 +160,7 @@ func b12Burst(ctx context.Context, c *kcluster.Cluster, kc kubernetes.Interface,
 			}
 		}
 	}()
-	if _, err := c.KubectlStdin(ctx, burstDeployment(ns, n), "apply", "-f", "-"); err != nil {
+	if _, err := c.KubectlStdin(ctx, kcluster.BurstDeployment(ns, n), "apply", "-f", "-"); err != nil {
 		return nil, err
 	}
 	select {
@@ -182,29 +182,6 @@ func b12Burst(ctx context.Context, c *kcluster.Cluster, kc kubernetes.Interface,
 		return nil, fmt.Errorf("%d of %d pods Running within 5 minutes", len(lat), n)
 	}
 	return lat, nil
-}
-
-// burstDeployment is n pause pods, spread evenly over the nodes.
-func burstDeployment(ns string, n int) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: burst, namespace: %s}
-spec:
-  replicas: %d
-  selector:
-    matchLabels: {app: burst}
-  template:
-    metadata:
-      labels: {app: burst}
-    spec:
-      terminationGracePeriodSeconds: 0
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: burst}}}
-      containers:
-      - name: pause
-        image: registry.k8s.io/pause:3.10.2
-        imagePullPolicy: IfNotPresent
-`, ns, n)
 }
 
 // percentile is the q-quantile of ds (nearest rank).

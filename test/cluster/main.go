@@ -38,7 +38,7 @@ type options struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cluster up|down [flags]")
+		fmt.Fprintln(os.Stderr, "usage: cluster up|check|conformance|down [flags]")
 		os.Exit(2)
 	}
 	var o options
@@ -69,7 +69,7 @@ func main() {
 			err = check(ctx, o, c, &steps{total: 5, start: time.Now()})
 		}
 	default:
-		err = fmt.Errorf("unknown command %q (up, down)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (up, check, conformance, down)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cluster %s: %v\n", os.Args[1], err)

@@ -37,7 +37,7 @@ func Snapshot(ctx context.Context, prefix string) HostState {
 	s.Namespaces, _ = labnet.ListNetNS(prefix)
 	for _, ns := range s.Namespaces {
 		for _, pid := range labnet.NetNSPids(ctx, ns) {
-			s.Processes = append(s.Processes, fmt.Sprintf("%d %s (in %s)", pid, comm(pid), ns))
+			s.Processes = append(s.Processes, fmt.Sprintf("%d %s (in %s)", pid, labnet.Comm(pid), ns))
 		}
 	}
 	if hier, err := cgroupHierarchies(); err == nil {
@@ -49,7 +49,7 @@ func Snapshot(ctx context.Context, prefix string) HostState {
 					s.Cgroups = append(s.Cgroups, dir)
 					if filepath.Base(h) == "pids" {
 						for _, pid := range cgroupPIDs(dir) {
-							s.Processes = append(s.Processes, fmt.Sprintf("%d %s (in cgroup %s)", pid, comm(pid), dir))
+							s.Processes = append(s.Processes, fmt.Sprintf("%d %s (in cgroup %s)", pid, labnet.Comm(pid), dir))
 						}
 					}
 				}
@@ -57,15 +57,15 @@ func Snapshot(ctx context.Context, prefix string) HostState {
 		}
 	}
 	out, _ := labnet.Run(ctx, "", "ip", "-o", "link", "show")
-	for _, l := range lines(out) {
+	for _, l := range labnet.Lines(out) {
 		if f := strings.Fields(l); len(f) > 1 {
 			s.Links = append(s.Links, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
 		}
 	}
 	out, _ = labnet.Run(ctx, "", "ip", "-4", "route", "show", "table", "all")
-	s.Routes = lines(out)
+	s.Routes = labnet.Lines(out)
 	out, _ = labnet.Run(ctx, "", "nft", "list", "tables")
-	s.NFTables = lines(out)
+	s.NFTables = labnet.Lines(out)
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -120,7 +120,7 @@ func cgroupPIDs(dir string) []int {
 			return nil
 		}
 		b, _ := os.ReadFile(p)
-		for _, l := range lines(string(b)) {
+		for _, l := range labnet.Lines(string(b)) {
 			var pid int
 			if _, err := fmt.Sscan(l, &pid); err == nil {
 				pids = append(pids, pid)
@@ -129,19 +129,4 @@ func cgroupPIDs(dir string) []int {
 		return nil
 	})
 	return pids
-}
-
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return strings.TrimSpace(string(b))
 }

@@ -160,3 +160,27 @@ func (c *Cluster) CheckMatrix(ctx context.Context, namespace string, pods []Pod)
 	wg.Wait()
 	return m
 }
+
+// BurstDeployment is a Deployment "burst" of n pause pods spread evenly
+// over the nodes, for bursts of pod creation.
+func BurstDeployment(namespace string, n int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burst, namespace: %s}
+spec:
+  replicas: %d
+  selector:
+    matchLabels: {app: burst}
+  template:
+    metadata:
+      labels: {app: burst}
+    spec:
+      terminationGracePeriodSeconds: 0
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: burst}}}
+      containers:
+      - name: pause
+        image: registry.k8s.io/pause:3.10.2
+        imagePullPolicy: IfNotPresent
+`, namespace, n)
+}

@@ -71,7 +71,7 @@ func (m *RouteMonitor) Stop(pool netip.Prefix) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var del []string
-	for _, l := range lines(m.out.String()) {
+	for _, l := range labnet.Lines(m.out.String()) {
 		f := strings.Fields(l)
 		if len(f) < 2 || f[0] != "Deleted" {
 			continue
@@ -102,7 +102,7 @@ func (c *Cluster) Routes(ctx context.Context, name, proto string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	l := lines(out)
+	l := labnet.Lines(out)
 	sort.Strings(l)
 	return l, nil
 }

@@ -2,13 +2,14 @@ package kcluster
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gingham-net/gingham/test/labnet"
 )
 
 // opsEnv is the agent configuration TestCluster installs gingham with:
@@ -136,38 +137,13 @@ func testRolloutRestart(t *testing.T, ctx context.Context, c *Cluster, pods []Po
 	t.Logf("rollout restart of %d agents took %s", len(c.Spec.Nodes), took.Round(time.Second))
 }
 
-// burstManifest is a Deployment of n pause pods.
-func burstManifest(n int) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: burst}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: burst, namespace: burst}
-spec:
-  replicas: %d
-  selector:
-    matchLabels: {app: burst}
-  template:
-    metadata:
-      labels: {app: burst}
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-      - name: pause
-        image: registry.k8s.io/pause:3.10.2
-        imagePullPolicy: IfNotPresent
-`, n)
-}
-
 // testBurst creates 100 pods at once: all Running on every node with
 // unique addresses from the pool, and IPAM consistent (ginghamctl ipam
 // check) with them and after they are gone.
 func testBurst(t *testing.T, ctx context.Context, c *Cluster) {
 	const n = 100
 	start := time.Now()
-	if _, err := c.KubectlStdin(ctx, burstManifest(n), "apply", "-f", "-"); err != nil {
+	if _, err := c.KubectlStdin(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: burst}\n---\n"+BurstDeployment("burst", n), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Kubectl(ctx, "-n", "burst", "rollout", "status", "deployment/burst", "--timeout=5m"); err != nil {
@@ -213,7 +189,7 @@ func testDrainDelete(t *testing.T, ctx context.Context, c *Cluster, node string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cidrs := lines(blocks)
+	cidrs := labnet.Lines(blocks)
 	if len(cidrs) == 0 {
 		t.Fatalf("%s has no block affinity to check", node)
 	}

@@ -139,36 +139,20 @@ func snapshot(ctx context.Context, o options) hostState {
 	s.Namespaces, _ = labnet.ListNetNS(o.prefix)
 	for _, ns := range s.Namespaces {
 		for _, pid := range labnet.NetNSPids(ctx, ns) {
-			s.Processes = append(s.Processes, fmt.Sprintf("%d (%s in %s)", pid, comm(pid), ns))
+			s.Processes = append(s.Processes, fmt.Sprintf("%d (%s in %s)", pid, labnet.Comm(pid), ns))
 		}
 	}
 	if pid := readPID(o.file("serve.pid")); pid > 0 && labnet.Alive(pid) {
-		s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", pid, comm(pid)))
+		s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", pid, labnet.Comm(pid)))
 		for _, m := range labnet.Descendants(pid) {
-			s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", m, comm(m)))
+			s.Processes = append(s.Processes, fmt.Sprintf("%d (%s, control plane)", m, labnet.Comm(m)))
 		}
 	}
 	out, _ := labnet.Run(ctx, "", "ip", "-4", "route", "show", "table", "all")
-	s.Routes = nonEmpty(out)
+	s.Routes = labnet.Lines(out)
 	out, _ = labnet.Run(ctx, "", "nft", "list", "tables")
-	s.NFTables = nonEmpty(out)
+	s.NFTables = labnet.Lines(out)
 	return s
-}
-
-func nonEmpty(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// comm is a process's command name.
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return strings.TrimSpace(string(b))
 }
 
 // down removes the lab: the control plane process group, every process

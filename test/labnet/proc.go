@@ -193,3 +193,20 @@ func killNetNSProcs(ctx context.Context, ns string) {
 		}
 	}
 }
+
+// Comm is a process's command name ("" when it is gone).
+func Comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+// Lines splits command output into its non-blank lines.
+func Lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
