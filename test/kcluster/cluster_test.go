@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gingham-net/gingham/hack/image/oci"
 	"github.com/gingham-net/gingham/internal/testenv"
 	"github.com/gingham-net/gingham/test/labnet"
 )
@@ -33,17 +33,28 @@ func need(t *testing.T, ok bool, what string) {
 	t.Skip(what)
 }
 
-// imageTag is the gingham image's tag: GINGHAM_IMAGE_TAG (make test sets
-// it to make image's VERSION), else what make would compute.
-func imageTag(t *testing.T) string {
-	if v := os.Getenv("GINGHAM_IMAGE_TAG"); v != "" {
-		return v
-	}
-	out, err := exec.Command("git", "-C", testenv.Root(), "describe", "--tags", "--always", "--dirty").Output()
+// imageTag is the tag of the gingham image in bin/images/gingham.tar
+// (make image). When GINGHAM_IMAGE_TAG is set (make test sets it to make
+// image's VERSION), the archive must carry that tag.
+func imageTag(t *testing.T, images string) string {
+	t.Helper()
+	a, err := oci.Read(filepath.Join(images, "gingham.tar"))
 	if err != nil {
-		t.Fatalf("image tag: %v", err)
+		t.Fatalf("gingham image: %v", err)
 	}
-	return strings.TrimSpace(string(out))
+	var tags []string
+	for _, r := range a.Refs() {
+		if tag, ok := strings.CutPrefix(r, ImageRepo+":"); ok {
+			tags = append(tags, tag)
+		}
+	}
+	if len(tags) != 1 {
+		t.Fatalf("gingham image: want one %s tag, got %v", ImageRepo, a.Refs())
+	}
+	if want := os.Getenv("GINGHAM_IMAGE_TAG"); want != "" && want != tags[0] {
+		t.Fatalf("bin/images/gingham.tar is %s:%s, want tag %s (run make image)", ImageRepo, tags[0], want)
+	}
+	return tags[0]
 }
 
 // TestCluster is gingham on a real Kubernetes cluster: three nodes
@@ -66,6 +77,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{RunDir: runDir, Prefix: fmt.Sprintf("ghk%d-", os.Getpid()%100000), Nodes: 3, Bin: bin, Images: filepath.Join(bin, "images")}
+	tag := imageTag(t, o.Images)
 	c, err := Attach(o)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +102,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	t.Logf("control plane and %d nodes registered in %s", o.Nodes, time.Since(start).Round(time.Millisecond))
-	if err := c.InstallGingham(ctx, imageTag(t), opsEnv); err != nil {
+	if err := c.InstallGingham(ctx, tag, opsEnv); err != nil {
 		out, _ := c.Kubectl(ctx, "-n", "gingham-system", "get", "pods", "-o", "wide")
 		t.Fatalf("install gingham: %v\n%s", err, out)
 	}
