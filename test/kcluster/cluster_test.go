@@ -150,7 +150,14 @@ func TestCluster(t *testing.T) {
 		return
 	}
 	// Operations under the kubelet, in an order that keeps each one's
-	// preconditions: the drained node goes last.
+	// preconditions: the drained node goes last. They start on a quiet
+	// cluster: the e2e suite's namespaces gone.
+	if err := c.WaitFor(ctx, 3*time.Minute, "the e2e namespaces deleted", func(ctx context.Context) (bool, error) {
+		out, err := c.Kubectl(ctx, "get", "namespaces", "-o", "jsonpath={.items[*].status.phase}")
+		return err == nil && !strings.Contains(out, "Terminating"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("DeleteAgentPod", func(t *testing.T) { testDeleteAgentPod(t, ctx, c, "rack2-node1") })
 	t.Run("RolloutRestartUnderTraffic", func(t *testing.T) { testRolloutRestart(t, ctx, c, pods) })
 	t.Run("Burst100", func(t *testing.T) { testBurst(t, ctx, c) })

@@ -63,14 +63,23 @@ func (c *Cluster) MonitorRoutes(ctx context.Context, name string) (*RouteMonitor
 	return m, nil
 }
 
+// Deletion is a route deletion a monitor saw.
+type Deletion struct {
+	Where string       // namespace (short name)
+	Dst   netip.Prefix // the route's destination
+	Line  string       // as ip monitor printed it
+}
+
+func (d Deletion) String() string { return d.Where + ": " + d.Line }
+
 // Stop ends the monitor and returns the deletions it saw of routes
 // within pool (an invalid pool matches nothing).
-func (m *RouteMonitor) Stop(pool netip.Prefix) []string {
+func (m *RouteMonitor) Stop(pool netip.Prefix) []Deletion {
 	_ = m.cmd.Process.Kill()
 	_ = m.cmd.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var del []string
+	var del []Deletion
 	for _, l := range labnet.Lines(m.out.String()) {
 		f := strings.Fields(l)
 		if len(f) < 2 || f[0] != "Deleted" {
@@ -89,7 +98,7 @@ func (m *RouteMonitor) Stop(pool netip.Prefix) []string {
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		if pool.IsValid() && pool.Overlaps(p) {
-			del = append(del, m.Name+": "+l)
+			del = append(del, Deletion{Where: m.Name, Dst: p, Line: l})
 		}
 	}
 	return del
@@ -156,4 +165,21 @@ func (c *Cluster) GinghamPod(ctx context.Context, node string) (string, error) {
 // a node shut down: everything in its namespace and cgroups.
 func (c *Cluster) StopNode(ctx context.Context, node string) error {
 	return stopNode(ctx, c.O.Prefix, node, c.st.PIDs["node-"+node])
+}
+
+// PodIPs returns the addresses of the cluster's Running pods that are not
+// on the host network.
+func (c *Cluster) PodIPs(ctx context.Context) (map[netip.Addr]bool, error) {
+	out, err := c.Kubectl(ctx, "get", "pods", "-A", "--field-selector=status.phase=Running", "-o",
+		`jsonpath={range .items[?(@.spec.hostNetwork!=true)]}{.status.podIP}{"\n"}{end}`)
+	if err != nil {
+		return nil, err
+	}
+	ips := map[netip.Addr]bool{}
+	for _, l := range labnet.Lines(out) {
+		if a, err := netip.ParseAddr(strings.TrimSpace(l)); err == nil {
+			ips[a] = true
+		}
+	}
+	return ips, nil
 }

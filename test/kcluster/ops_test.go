@@ -39,13 +39,57 @@ func monitorAll(t *testing.T, ctx context.Context, c *Cluster) []*RouteMonitor {
 	return ms
 }
 
-// podDeletions stops the monitors and returns the pod-route deletions.
-func podDeletions(c *Cluster, ms []*RouteMonitor) []string {
+// podDeletions stops the monitors and returns the deletions of routes
+// that had to stay: blocks (blackholes, learned block routes) and the /32
+// of every pod that was Running before and after (stable). Pods that come
+// and go meanwhile (an e2e namespace being torn down) may lose theirs.
+func podDeletions(c *Cluster, ms []*RouteMonitor, stable map[netip.Addr]bool) []string {
 	var del []string
 	for _, m := range ms {
-		del = append(del, m.Stop(c.Spec.PoolCIDR)...)
+		for _, d := range m.Stop(c.Spec.PoolCIDR) {
+			if d.Dst.Bits() != 32 || stable[d.Dst.Addr()] {
+				del = append(del, d.String())
+			}
+		}
 	}
 	return del
+}
+
+// stablePods is the intersection of two PodIPs sets.
+func stablePods(before, after map[netip.Addr]bool) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for a := range before {
+		if after[a] {
+			out[a] = true
+		}
+	}
+	return out
+}
+
+// stableRoutes keeps the routes a restart must not change: all but the
+// /32s of pods that came or went.
+func stableRoutes(routes []string, stable map[netip.Addr]bool) []string {
+	var out []string
+	for _, r := range routes {
+		f := strings.Fields(r)
+		if len(f) > 0 {
+			if a, err := netip.ParseAddr(f[0]); err == nil && !stable[a] {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// livePods reads PodIPs or fails the test.
+func livePods(t *testing.T, ctx context.Context, c *Cluster) map[netip.Addr]bool {
+	t.Helper()
+	ips, err := c.PodIPs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ips
 }
 
 // waitAgents waits for the DaemonSet to be rolled out and Ready on every
@@ -61,6 +105,7 @@ func waitAgents(t *testing.T, ctx context.Context, c *Cluster) {
 // new one, which adopts the routes: no pod route is deleted anywhere and
 // the node's route table is the same.
 func testDeleteAgentPod(t *testing.T, ctx context.Context, c *Cluster, node string) {
+	podsBefore := livePods(t, ctx, c)
 	before, err := c.Routes(ctx, node, "96")
 	if err != nil {
 		t.Fatal(err)
@@ -74,14 +119,15 @@ func testDeleteAgentPod(t *testing.T, ctx context.Context, c *Cluster, node stri
 		t.Fatal(err)
 	}
 	waitAgents(t, ctx, c)
-	if del := podDeletions(c, ms); len(del) > 0 {
-		t.Errorf("pod routes deleted while the agent was replaced:\n  %s", strings.Join(del, "\n  "))
-	}
 	after, err := c.Routes(ctx, node, "96")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(before, after) {
+	stable := stablePods(podsBefore, livePods(t, ctx, c))
+	if del := podDeletions(c, ms, stable); len(del) > 0 {
+		t.Errorf("pod routes deleted while the agent was replaced:\n  %s", strings.Join(del, "\n  "))
+	}
+	if before, after := stableRoutes(before, stable), stableRoutes(after, stable); !slices.Equal(before, after) {
 		t.Errorf("%s's routes changed across the agent's restart:\nbefore %q\nafter  %q", node, before, after)
 	}
 	t.Logf("%s: gingham pod %s replaced; %d routes kept, none deleted on %d nodes and routers", node, pod, len(after), len(c.routers()))
@@ -100,6 +146,7 @@ func testRolloutRestart(t *testing.T, ctx context.Context, c *Cluster, pods []Po
 			}
 		}
 	}
+	podsBefore := livePods(t, ctx, c)
 	ms := monitorAll(t, ctx, c)
 	results := make([]PingResult, len(flows))
 	errs := make([]error, len(flows))
@@ -131,7 +178,7 @@ func testRolloutRestart(t *testing.T, ctx context.Context, c *Cluster, pods []Po
 			t.Logf("%s -> %s: %d echoes, 0 lost", f[0].Node, f[1].Node, results[i].Sent)
 		}
 	}
-	if del := podDeletions(c, ms); len(del) > 0 {
+	if del := podDeletions(c, ms, stablePods(podsBefore, livePods(t, ctx, c))); len(del) > 0 {
 		t.Errorf("pod routes deleted during the rollout:\n  %s", strings.Join(del, "\n  "))
 	}
 	t.Logf("rollout restart of %d agents took %s", len(c.Spec.Nodes), took.Round(time.Second))
