@@ -3,6 +3,8 @@ package kcluster
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +129,24 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("pod matrix:\n%s", m)
 		}
 		t.Logf("pod matrix: %d/%d pairs, ping and TCP", m.Passed(), len(m.Probes))
+	})
+
+	t.Run("MetricsOnNodeAddress", func(t *testing.T) {
+		// A Prometheus on the node network scrapes each agent at its node
+		// address (GINGHAM_METRICS_ADDR, default :9091 on the node IP).
+		for _, n := range c.Spec.Nodes {
+			url := fmt.Sprintf("http://%s:9091/metrics", n.Addr.Addr())
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Errorf("%s: %v", url, err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "bgp_peer_asn") {
+				t.Errorf("%s: %s, %d bytes, no bgp_peer_asn", url, resp.Status, len(body))
+			}
+		}
 	})
 
 	t.Run("GranularChecks", func(t *testing.T) {
