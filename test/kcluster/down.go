@@ -38,13 +38,15 @@ func Down(ctx context.Context, o Options) error {
 			labnet.StopPID(pid, 10*time.Second)
 		}
 	}
-	errs = append(errs, labnet.Teardown(ctx, prefix))
+	// The host's end of the veth first: deleting tor1's namespace removes
+	// it too, but asynchronously, racing a later delete.
 	if st.HostLink != "" {
 		if _, err := labnet.Run(ctx, "", "ip", "link", "show", st.HostLink); err == nil {
 			_, err := labnet.Run(ctx, "", "ip", "link", "del", st.HostLink)
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, labnet.Teardown(ctx, prefix))
 	cg := slices.Clone(st.Cgroups)
 	slices.Reverse(cg)
 	for _, dir := range cg {
