@@ -31,12 +31,24 @@ func conformance(ctx context.Context, o options, out string) error {
 	focus := kcluster.GranularFocus + "|" + kcluster.ConformanceFocus
 	var runs []kcluster.ConformanceRun
 	for _, network := range []string{kcluster.NetworkGingham, kcluster.NetworkBridge} {
-		run := conformanceRun(ctx, o, network, focus)
+		path := filepath.Join(o.RunDir, "logs", "conformance-"+network+".json")
+		var run kcluster.ConformanceRun
+		if o.renderOnly {
+			b, err := os.ReadFile(path)
+			if err == nil {
+				err = json.Unmarshal(b, &run)
+			}
+			if err != nil {
+				return fmt.Errorf("render the report from %s: %w", path, err)
+			}
+		} else {
+			run = conformanceRun(ctx, o, network, focus)
+			if b, err := json.MarshalIndent(run, "", " "); err == nil {
+				_ = os.WriteFile(path, b, 0o644)
+			}
+		}
 		runs = append(runs, run)
 		fmt.Printf("conformance %s: %d/%d passed in %s %s\n", network, run.Passed(), len(run.Results), run.Duration.Round(time.Second), run.Err)
-		if b, err := json.MarshalIndent(run, "", " "); err == nil {
-			_ = os.WriteFile(filepath.Join(o.RunDir, "logs", "conformance-"+network+".json"), b, 0o644)
-		}
 	}
 	cmd := "make test-conformance"
 	report := kcluster.ConformanceReport(cmd, versions(ctx, o), focus, conformanceSkip, conformanceSkipped, runs)

@@ -34,6 +34,7 @@ type options struct {
 	imageTag    string
 	podsPerNode int
 	report      string
+	renderOnly  bool
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	fs.StringVar(&o.Images, "images", filepath.Join(bin, "images"), "directory of the image archives (make image)")
 	fs.StringVar(&o.imageTag, "image-tag", "", "tag of the gingham image to install (make image's VERSION)")
 	fs.IntVar(&o.podsPerNode, "pods-per-node", 2, "matrix pods per node")
+	fs.BoolVar(&o.renderOnly, "render-only", false, "conformance: render the report from the run directory's results of an earlier run")
 	fs.StringVar(&o.report, "report", filepath.Join(testenv.Root(), "docs", "conformance.md"), "conformance: the report to write")
 	_ = fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
