@@ -95,7 +95,8 @@ func TestCNIKubeconfigRefresh(t *testing.T) {
 		core, logs := observer.New(zap.InfoLevel)
 		k := &cniKubeconfig{path: kc, tokenFile: tok, interval: 30 * time.Second, log: zap.New(core)}
 		ctx, cancel := context.WithCancel(context.Background())
-		done := goJoined(func() { k.run(ctx) })
+		done := make(chan struct{})
+		go func() { defer close(done); k.run(ctx) }()
 
 		stat := func() os.FileInfo {
 			t.Helper()

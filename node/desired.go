@@ -1,17 +1,17 @@
 package node
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 
 	"github.com/gingham-net/gingham/api/model"
+	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/bgp"
 	"github.com/gingham-net/gingham/felix"
 	"github.com/gingham-net/gingham/felix/nat"
+	"github.com/gingham-net/gingham/ipip"
 )
-
-// TunnelDevice is the IPIP device remote routes of IPIP pools go through.
-const TunnelDevice = "tunl0"
 
 // remoteRoutes turns learned BGP routes into kernel routes: routes that may
 // not be imported are dropped; each next hop is direct (when on-link: inside
@@ -35,13 +35,13 @@ func remoteRoutes(learned []bgp.LearnedRoute, peers []bgp.PeerConfig, pools []mo
 		r := felix.Route{Prefix: lr.Prefix}
 		skip := false
 		for _, nh := range lr.NextHops {
-			if inPool && wantsTunnel(pool.IPIPMode, local.IPv4, nh) {
+			if inPool && ipip.Encapsulate(pool.IPIPMode, local.IPv4, nh) {
 				if !tunnelUp {
 					unavailable[pool.Name] = true
 					skip = true
 					break
 				}
-				r.NextHops = append(r.NextHops, felix.NextHop{Gw: nh, Iface: TunnelDevice, OnLink: true})
+				r.NextHops = append(r.NextHops, ipip.RouteNextHop(pool.IPIPMode, local.IPv4, nh))
 				continue
 			}
 			if local.IPv4.IsValid() && !local.IPv4.Masked().Contains(nh) {
@@ -58,17 +58,6 @@ func remoteRoutes(learned []bgp.LearnedRoute, peers []bgp.PeerConfig, pools []mo
 		}
 	}
 	return routes, unavailable
-}
-
-// wantsTunnel says whether traffic to a remote node at nh is encapsulated.
-func wantsTunnel(mode model.Encap, localSubnet netip.Prefix, nh netip.Addr) bool {
-	switch mode {
-	case model.EncapAlways:
-		return true
-	case model.EncapCrossSubnet:
-		return !localSubnet.IsValid() || !localSubnet.Masked().Contains(nh)
-	}
-	return false
 }
 
 // natPools is what natOutgoing needs of the pools.
@@ -106,5 +95,28 @@ func localEndpoints(pods []LocalPod, discovered []felix.Endpoint, vethName func(
 		out = append(out, ep)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out
+}
+
+// ipipPools returns the names of pools that ask for IPIP.
+func ipipPools(pools []model.Pool) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range pools {
+		if p.IPIPMode != model.EncapNever {
+			out[p.Name] = true
+		}
+	}
+	return out
+}
+
+// unavailableList reports the named pools as not served, in pool order.
+func unavailableList(names map[string]bool, pools []model.Pool, reason string) []v1.PoolCondition {
+	var out []v1.PoolCondition
+	for _, p := range pools {
+		if names[p.Name] {
+			out = append(out, v1.PoolCondition{Pool: p.Name, Reason: "IPIPUnavailable",
+				Message: fmt.Sprintf("pool %s asks for IPIP (%s) but this node cannot tunnel: %s", p.Name, p.IPIPMode, reason)})
+		}
+	}
 	return out
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gingham-net/gingham/api/model"
@@ -99,26 +98,40 @@ func TestLocalEndpoints(t *testing.T) {
 }
 
 func TestRestartTimeDefaultsFromConfig(t *testing.T) {
-	a := &agent{cfg: Config{NodeName: "n1", RestartTime: 45 * time.Second}, log: zap.NewNop()}
-	if got := a.bgpConfig(Snapshot{}).MeshRestartTime; got != 45*time.Second {
-		t.Errorf("mesh restart time without BGPConfiguration = %s, want GINGHAM_GRACEFUL_RESTART_TIME 45s", got)
+	const agentDefault = 45 * time.Second
+	cfg, _, errs := bgpModel(nil, nil, "n1", agentDefault)
+	if got := cfg.MeshRestartTime; got != agentDefault || len(errs) != 0 {
+		t.Errorf("mesh restart time without BGPConfiguration = %s (%v), want GINGHAM_GRACEFUL_RESTART_TIME 45s", got, errs)
 	}
-	set := &v1.BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+	set := v1.BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"},
 		Spec: v1.BGPConfigurationSpec{NodeMeshMaxRestartTime: &metav1.Duration{Duration: 10 * time.Second}}}
-	if got := a.bgpConfig(Snapshot{BGPConfigs: []v1.BGPConfiguration{*set}}).MeshRestartTime; got != 10*time.Second {
-		t.Errorf("mesh restart time with nodeMeshMaxRestartTime 10s = %s", got)
+	if cfg, _, _ := bgpModel([]v1.BGPConfiguration{set}, nil, "n1", agentDefault); cfg.MeshRestartTime != 10*time.Second {
+		t.Errorf("mesh restart time with nodeMeshMaxRestartTime 10s = %s", cfg.MeshRestartTime)
 	}
 	as := int64(65000)
-	peers := a.peerModels([]v1.BGPPeer{
+	_, peers, _ := bgpModel(nil, []v1.BGPPeer{
 		{ObjectMeta: metav1.ObjectMeta{Name: "plain"}, Spec: v1.BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: &as}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "explicit"}, Spec: v1.BGPPeerSpec{PeerIP: "10.0.0.2", ASNumber: &as, MaxRestartTime: &metav1.Duration{Duration: 5 * time.Second}}},
-	})
+	}, "n1", agentDefault)
 	got := map[string]time.Duration{}
 	for _, p := range peers {
 		got[p.Name] = p.RestartTime
 	}
-	if got["plain"] != 45*time.Second || got["explicit"] != 5*time.Second {
+	if got["plain"] != agentDefault || got["explicit"] != 5*time.Second {
 		t.Errorf("peer restart times = %v, want plain 45s (agent default) and explicit 5s", got)
+	}
+}
+
+func TestBGPModelReportsInvalidObjects(t *testing.T) {
+	port := int32(0)
+	bad := v1.BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1.BGPConfigurationSpec{ListenPort: &port}}
+	as := int64(65000)
+	cfg, peers, errs := bgpModel([]v1.BGPConfiguration{bad}, []v1.BGPPeer{
+		{ObjectMeta: metav1.ObjectMeta{Name: "ok"}, Spec: v1.BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: &as}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1.BGPPeerSpec{PeerIP: "not-an-ip", ASNumber: &as}},
+	}, "n1", time.Minute)
+	if cfg.ListenPort != model.DefaultBGPPort || len(peers) != 1 || peers[0].Name != "ok" || len(errs) != 2 {
+		t.Fatalf("bgpModel = port %d, peers %+v, errors %v; want the defaults, peer ok, two errors", cfg.ListenPort, peers, errs)
 	}
 }
 
@@ -134,7 +147,7 @@ func TestLocalASN(t *testing.T) {
 		{"GINGHAM_AS wins over the annotation", 65100, 65011, 65100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := localASN(Config{ASNumber: tc.env}, model.Node{ASNumber: tc.node}, cluster); got != tc.want {
+			if got := localASN(tc.env, model.Node{ASNumber: tc.node}, cluster); got != tc.want {
 				t.Fatalf("localASN = %d, want %d", got, tc.want)
 			}
 		})

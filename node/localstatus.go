@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -40,21 +41,25 @@ func (l *localStatus) get() v1.GinghamNodeStatus {
 	return *l.st.DeepCopy()
 }
 
-// serveLocalStatus answers `ginghamctl node status` on this node through a
-// unix socket (never TCP), so it works without API access. fresh refreshes
-// the BGP sessions at request time. A failure to listen is logged, not
-// fatal: the status resource remains.
-func serveLocalStatus(ctx context.Context, path string, l *localStatus, fresh func(context.Context, *v1.GinghamNodeStatus), log *zap.Logger) {
+// listenLocalStatus opens the unix socket `ginghamctl node status` reads
+// on this node (never TCP), so it works without API access. A stale
+// socket of a previous run is replaced.
+func listenLocalStatus(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		log.Warn("local status socket unavailable", zap.String("path", path), zap.Error(err))
-		return
+		return nil, fmt.Errorf("local status socket: %w", err)
 	}
 	_ = os.Remove(path) // a stale socket of a previous run
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		log.Warn("local status socket unavailable", zap.String("path", path), zap.Error(err))
-		return
+		return nil, fmt.Errorf("local status socket: %w", err)
 	}
+	return ln, nil
+}
+
+// serveLocalStatus serves l on ln until ctx ends, then removes the socket;
+// it returns once the server has stopped. fresh refreshes the BGP sessions
+// at request time.
+func serveLocalStatus(ctx context.Context, ln net.Listener, l *localStatus, fresh func(context.Context, *v1.GinghamNodeStatus), log *zap.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc(StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		st := l.get()
@@ -63,16 +68,19 @@ func serveLocalStatus(ctx context.Context, path string, l *localStatus, fresh fu
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		_ = srv.Close()
-		_ = os.Remove(path)
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
 	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("local status socket stopped", zap.Error(err))
-		}
-	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("local status socket stopped", zap.Error(err))
+	}
+	<-stopped
+	_ = os.Remove(ln.Addr().String())
 }
 
 // statusObject wraps a status in its resource, named after the node.

@@ -46,9 +46,11 @@ func newPasswordCache(c client.Reader, namespace string) *passwordCache {
 	return &passwordCache{c: c, namespace: namespace, now: time.Now, secrets: map[string]cachedSecret{}}
 }
 
-// get returns the data of the Secret name. On a failed read it returns the
-// data last read (nil if none) together with the error.
-func (p *passwordCache) get(ctx context.Context, name string) (map[string][]byte, error) {
+var _ SecretSource = (*passwordCache)(nil)
+
+// Secret returns the data of the Secret name. On a failed read it returns
+// the data last read (nil if none) together with the error.
+func (p *passwordCache) Secret(ctx context.Context, name string) (map[string][]byte, error) {
 	e, ok := p.secrets[name]
 	if ok && p.now().Sub(e.readAt) < secretRefresh {
 		return e.data, e.err

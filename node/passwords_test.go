@@ -97,7 +97,7 @@ func TestPasswordCacheKeepsPasswordThroughOutage(t *testing.T) {
 			}
 		}
 		down.Store(s.down)
-		data, err := p.get(ctx, "mesh")
+		data, err := p.Secret(ctx, "mesh")
 		if got := string(data["password"]); got != s.want || (err != nil) != s.wantErr {
 			t.Errorf("%s: password %q, err %v; want %q, error %v", s.name, got, err, s.want, s.wantErr)
 		}
@@ -110,19 +110,15 @@ func TestStatusWriterOutlastsOutage(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
 	c := outageClient(&down)
-	a := &agent{cfg: Config{NodeName: "n1"}, log: zap.NewNop(), client: c, statusCh: make(chan v1.GinghamNodeStatusStatus, 1)}
+	pub := newStatusPublisher("n1", &localStatus{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); a.statusWriter(ctx) }()
+	go func() { defer wg.Done(); statusWriter(ctx, c, "n1", pub.mailbox, zap.NewNop()) }()
 	defer func() { cancel(); wg.Wait() }()
 
 	for i, state := range []string{"Starting", "Degraded", "Ready"} {
-		select { // what writeStatus does, without a speaker
-		case <-a.statusCh:
-		default:
-		}
-		a.statusCh <- v1.GinghamNodeStatusStatus{AgentState: state, RoutesLearned: int64(i + 1)}
+		pub.Publish(v1.GinghamNodeStatusStatus{AgentState: state, RoutesLearned: int64(i + 1)})
 	}
 	time.Sleep(2 * statusRetry) // a few failed attempts
 	down.Store(false)

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/gingham-net/gingham/api/model"
 	v1 "github.com/gingham-net/gingham/api/v1"
 	"github.com/gingham-net/gingham/ipam"
 	"github.com/gingham-net/gingham/ipip"
@@ -20,6 +19,13 @@ import (
 
 // tunnel drives tunl0 and the IPIP ingress filter from the agent loop. It
 // is owned by the loop goroutine.
+//
+// Invariants:
+//   - A node without IPIP support (no ipip module, probe failed) never
+//     creates tunl0; it reports why, and the pools asking for IPIP are
+//     reported unavailable instead of served without encapsulation.
+//   - The tunnel address is allocated from IPAM and recorded on the Node
+//     before tunl0 gets it.
 type tunnel struct {
 	supported bool
 	reason    string // why IPIP cannot be served, when !supported
@@ -54,37 +60,39 @@ func newTunnel(c client.Client, alloc *ipam.Allocator, node string, hostMTU int,
 	return t
 }
 
-// sync brings tunl0, its address and the ingress filter in line with the
+var _ Tunnel = (*tunnel)(nil)
+
+// Sync brings tunl0, its address and the ingress filter in line with the
 // pools; it reports whether routes may go through tunl0.
-func (t *tunnel) sync(ctx context.Context, local model.Node, nodes []model.Node, pools []model.Pool, full bool) bool {
+func (t *tunnel) Sync(ctx context.Context, p TunnelPlan) TunnelState {
 	if !t.supported {
-		return false
+		return TunnelState{Reason: t.reason}
 	}
-	addr := local.IPIPTunnelAddr
-	if ipip.Enabled(pools) && !addr.IsValid() {
-		a, err := t.alloc.AssignTunnelAddr(ctx, t.node, local.Labels)
+	addr := p.Local.IPIPTunnelAddr
+	if ipip.Enabled(p.Pools) && !addr.IsValid() {
+		a, err := t.alloc.AssignTunnelAddr(ctx, t.node, p.Local.Labels)
 		if err != nil {
 			t.log.Warn("allocate IPIP tunnel address", zap.Error(err))
-			return false
+			return TunnelState{}
 		}
 		if err := t.annotate(ctx, a.String()); err != nil {
 			t.log.Warn("record IPIP tunnel address on the node", zap.Error(err))
-			return false
+			return TunnelState{}
 		}
 		addr = a
 	}
-	st, err := t.mgr.Apply(ipip.Desire(pools, addr, t.hostMTU))
+	st, err := t.mgr.Apply(ipip.Desire(p.Pools, addr, t.hostMTU))
 	if err != nil {
 		if errors.Is(err, ipip.ErrUnsupported) {
 			t.supported, t.reason = false, err.Error()
 		}
 		t.log.Warn("tunl0", zap.Error(err))
-		return false
+		return TunnelState{Reason: t.reason}
 	}
-	if err := t.filter.Apply(ipip.PeerAddrs(nodes), full); err != nil {
+	if err := t.filter.Apply(p.Peers, p.Full); err != nil {
 		t.log.Warn("IPIP ingress filter", zap.Error(err))
 	}
-	return st.Ready
+	return TunnelState{Up: st.Ready}
 }
 
 func (t *tunnel) annotate(ctx context.Context, addr string) error {
@@ -97,15 +105,4 @@ func (t *tunnel) annotate(ctx context.Context, addr string) error {
 		return fmt.Errorf("annotate node %s with %s: %w", t.node, addr, err)
 	}
 	return nil
-}
-
-// ipipPools returns the names of pools that ask for IPIP.
-func ipipPools(pools []model.Pool) map[string]bool {
-	out := map[string]bool{}
-	for _, p := range pools {
-		if p.IPIPMode != model.EncapNever {
-			out[p.Name] = true
-		}
-	}
-	return out
 }

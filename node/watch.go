@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -27,20 +28,23 @@ const (
 )
 
 // Snapshot is everything the agent derives its desired state from, read
-// from the informer caches at one moment and translated into the model.
+// from the informer caches at one moment and translated into the model:
+// it holds no API object.
 type Snapshot struct {
-	Local      model.Node
-	Nodes      []model.Node // every node with a BGP address, sorted by name
-	Pools      []model.Pool
-	BGPConfigs []v1.BGPConfiguration
-	BGPPeers   []v1.BGPPeer
-	// LocalBlocks are the confirmed blocks affine to this node.
+	Local model.Node
+	Nodes []model.Node // every node with a BGP address, sorted by name
+	Pools []model.Pool
+	// BGP is this node's merged BGPConfiguration; Peers the valid
+	// BGPPeers. Both carry the agent's graceful-restart time where the
+	// objects set none (see bgpModel).
+	BGP   model.BGPConfig
+	Peers []model.Peer
+	// LocalBlocks are the confirmed blocks affine to this node, sorted.
 	LocalBlocks []netip.Prefix
-	// BlockOwners maps every affine block to its node.
-	BlockOwners map[netip.Prefix]string
 	// LocalPods are this node's pods that have an address.
 	LocalPods []LocalPod
-	// Problems are objects that failed translation (each names itself).
+	// Problems are objects that failed translation (each names itself);
+	// they are left out of the snapshot.
 	Problems []error
 }
 
@@ -51,15 +55,19 @@ type LocalPod struct {
 }
 
 // watcher keeps informer caches of the objects the agent needs and signals
-// every change on Changed (coalesced: one pending signal at most).
+// every change on changed (coalesced: one pending signal at most). It is
+// the only code of the agent that reads API objects.
 type watcher struct {
-	cache    cache.Cache
-	nodeName string
-	changed  chan struct{}
-	log      *zap.Logger
+	cache       cache.Cache
+	nodeName    string
+	restartTime time.Duration // GINGHAM_GRACEFUL_RESTART_TIME
+	changed     chan struct{}
+	log         *zap.Logger
 }
 
-func newWatcher(cfg *rest.Config, nodeName string, log *zap.Logger) (*watcher, error) {
+var _ SnapshotSource = (*watcher)(nil)
+
+func newWatcher(cfg *rest.Config, nodeName string, restartTime time.Duration, log *zap.Logger) (*watcher, error) {
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: kube.Scheme(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -69,7 +77,7 @@ func newWatcher(cfg *rest.Config, nodeName string, log *zap.Logger) (*watcher, e
 	if err != nil {
 		return nil, fmt.Errorf("create informer cache: %w", err)
 	}
-	return &watcher{cache: c, nodeName: nodeName, changed: make(chan struct{}, 1), log: log}, nil
+	return &watcher{cache: c, nodeName: nodeName, restartTime: restartTime, changed: make(chan struct{}, 1), log: log}, nil
 }
 
 func (w *watcher) poke() {
@@ -79,9 +87,8 @@ func (w *watcher) poke() {
 	}
 }
 
-// start registers informers for every watched kind and runs the cache until
-// ctx ends; it returns once the caches are synced.
-func (w *watcher) start(ctx context.Context) error {
+// register adds the change handler to an informer of every watched kind.
+func (w *watcher) register(ctx context.Context) error {
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.poke() },
 		UpdateFunc: func(any, any) { w.poke() },
@@ -97,19 +104,27 @@ func (w *watcher) start(ctx context.Context) error {
 			return fmt.Errorf("watch %T: %w", k, err)
 		}
 	}
-	go func() {
-		if err := w.cache.Start(ctx); err != nil {
-			w.log.Error("informer cache stopped", zap.Error(err))
-		}
-	}()
+	return nil
+}
+
+// run runs the informers until ctx ends; it returns once they have stopped.
+func (w *watcher) run(ctx context.Context) error {
+	if err := w.cache.Start(ctx); err != nil {
+		return fmt.Errorf("run informer cache: %w", err)
+	}
+	return nil
+}
+
+// waitSynced returns once every informer has listed its objects.
+func (w *watcher) waitSynced(ctx context.Context) error {
 	if !w.cache.WaitForCacheSync(ctx) {
 		return fmt.Errorf("wait for informer caches: %w", ctx.Err())
 	}
 	return nil
 }
 
-// snapshot reads the caches into a Snapshot.
-func (w *watcher) snapshot(ctx context.Context) (Snapshot, error) {
+// Snapshot reads the caches into a Snapshot.
+func (w *watcher) Snapshot(ctx context.Context) (Snapshot, error) {
 	var s Snapshot
 	var nodes corev1.NodeList
 	if err := w.cache.List(ctx, &nodes); err != nil {
@@ -142,18 +157,17 @@ func (w *watcher) snapshot(ctx context.Context) (Snapshot, error) {
 	if err := w.cache.List(ctx, &cfgs); err != nil {
 		return s, fmt.Errorf("list BGPConfigurations: %w", err)
 	}
-	s.BGPConfigs = cfgs.Items
 	var peers v1.BGPPeerList
 	if err := w.cache.List(ctx, &peers); err != nil {
 		return s, fmt.Errorf("list BGPPeers: %w", err)
 	}
-	s.BGPPeers = peers.Items
+	s.BGP, s.Peers, errs = bgpModel(cfgs.Items, peers.Items, w.nodeName, w.restartTime)
+	s.Problems = append(s.Problems, errs...)
 
 	var affs v1.BlockAffinityList
 	if err := w.cache.List(ctx, &affs); err != nil {
 		return s, fmt.Errorf("list BlockAffinities: %w", err)
 	}
-	s.BlockOwners = map[netip.Prefix]string{}
 	for _, a := range affs.Items {
 		if a.Spec.State != v1.AffinityConfirmed || a.Spec.Deleted {
 			continue
@@ -163,7 +177,6 @@ func (w *watcher) snapshot(ctx context.Context) (Snapshot, error) {
 			s.Problems = append(s.Problems, fmt.Errorf("BlockAffinity %s: spec.cidr %q: %w", a.Name, a.Spec.CIDR, err))
 			continue
 		}
-		s.BlockOwners[p] = a.Spec.Node
 		if a.Spec.Node == w.nodeName {
 			s.LocalBlocks = append(s.LocalBlocks, p)
 		}
@@ -193,4 +206,44 @@ func (w *watcher) snapshot(ctx context.Context) (Snapshot, error) {
 		s.LocalPods = append(s.LocalPods, LocalPod{Namespace: p.Namespace, Name: p.Name, IP: ip})
 	}
 	return s, nil
+}
+
+// bgpModel translates this node's BGPConfigurations (the cluster's
+// "default" with "node.<name>" on top) and the BGPPeers. The
+// graceful-restart time of the mesh and of peers that set none is the
+// agent's (GINGHAM_GRACEFUL_RESTART_TIME). An invalid BGPConfiguration
+// gives the defaults; invalid BGPPeers are left out. Each error names its
+// object.
+func bgpModel(cfgs []v1.BGPConfiguration, peers []v1.BGPPeer, nodeName string, restartTime time.Duration) (model.BGPConfig, []model.Peer, []error) {
+	var def, node *v1.BGPConfiguration
+	for i := range cfgs {
+		switch cfgs[i].Name {
+		case v1.DefaultBGPConfigName:
+			def = &cfgs[i]
+		case v1.NodeBGPConfigPrefix + nodeName:
+			node = &cfgs[i]
+		}
+	}
+	var errs []error
+	cfg, err := model.BGPConfigFromAPI(def, node)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("using the default BGP configuration: %w", err))
+		cfg = model.DefaultBGPConfig()
+	}
+	meshSet := func(c *v1.BGPConfiguration) bool { return c != nil && c.Spec.NodeMeshMaxRestartTime != nil }
+	if !meshSet(def) && !meshSet(node) {
+		cfg.MeshRestartTime = restartTime
+	}
+	out, perrs := model.Peers(peers)
+	errs = append(errs, perrs...)
+	explicit := map[string]bool{}
+	for _, p := range peers {
+		explicit[p.Name] = p.Spec.MaxRestartTime != nil
+	}
+	for i := range out {
+		if !explicit[out[i].Name] {
+			out[i].RestartTime = restartTime
+		}
+	}
+	return cfg, out, errs
 }
