@@ -9,10 +9,14 @@ import (
 
 // Endpoint is a local pod: its address, its host-side veth and the MAC of
 // its eth0 (nil when unknown: no neighbour entry is written then).
+// LinkIndex is the index of the host veth the MAC was read from: the MAC
+// is written only onto that very link, never onto a veth recreated under
+// the same name since (it belongs to a new pod interface with a new MAC).
 type Endpoint struct {
-	IP    netip.Addr
-	Iface string
-	MAC   net.HardwareAddr
+	IP        netip.Addr
+	Iface     string
+	MAC       net.HardwareAddr
+	LinkIndex int
 }
 
 // NextHop is one path of a learned route; {Gw, Iface: "tunl0", OnLink: true}

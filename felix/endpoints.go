@@ -72,7 +72,7 @@ func (d *Dataplane) programEndpoints(st *state, h *netlinkx.Handle) error {
 		if !ok {
 			continue
 		}
-		if len(ep.MAC) == 6 && ep.IP.Is4() {
+		if len(ep.MAC) == 6 && ep.IP.Is4() && ep.LinkIndex == l.Index {
 			if err := h.NeighSetPermanent(netlinkx.Neigh{LinkIndex: l.Index, IP: ep.IP, MAC: ep.MAC}); err != nil {
 				errs = append(errs, err)
 			}
@@ -108,8 +108,9 @@ func (d *Dataplane) programEndpoints(st *state, h *netlinkx.Handle) error {
 
 // DiscoverEndpoints reads the local endpoints back from the kernel: every
 // link named with prefix, each /32 scope-link route on it, and the MAC from
-// its permanent neighbour entry. A restarted agent uses it to know its pods
-// before the API server answers. ns nil means the caller's namespace.
+// its permanent neighbour entry, with the link's index (see Endpoint). A
+// restarted agent uses it to know its pods before the API server answers.
+// ns nil means the caller's namespace.
 func DiscoverEndpoints(ns *netns.NS, prefix string) ([]Endpoint, error) {
 	fd := -1
 	if ns != nil {
@@ -141,7 +142,7 @@ func DiscoverEndpoints(ns *netns.NS, prefix string) ([]Endpoint, error) {
 			if r.Dst.Bits() != 32 || r.Type != netlinkx.RouteUnicast || r.Path.Gw.IsValid() {
 				continue
 			}
-			ep := Endpoint{IP: r.Dst.Addr(), Iface: l.Name}
+			ep := Endpoint{IP: r.Dst.Addr(), Iface: l.Name, LinkIndex: l.Index}
 			for _, n := range neighs {
 				if n.IP == ep.IP && n.Permanent {
 					ep.MAC = n.MAC

@@ -89,26 +89,40 @@ type AssignRequest struct {
 // Assign allocates one address for req.Handle. A repeated call for a handle
 // that already holds an address returns that address. On failure nothing is
 // left allocated for the handle.
-func (a *Allocator) Assign(ctx context.Context, req AssignRequest) (addr netip.Addr, err error) {
+func (a *Allocator) Assign(ctx context.Context, req AssignRequest) (netip.Addr, error) {
+	addr, _, err := a.AssignOrReuse(ctx, req)
+	return addr, err
+}
+
+// AssignOrReuse is Assign that also says whether the handle already held
+// the address (reused: this call allocated nothing, so a caller rolling
+// back must not release it).
+func (a *Allocator) AssignOrReuse(ctx context.Context, req AssignRequest) (addr netip.Addr, reused bool, err error) {
 	if req.Handle == "" || req.Node == "" {
-		return netip.Addr{}, fmt.Errorf("assign: handle and node are required: %w", ErrInvalid)
+		return netip.Addr{}, false, fmt.Errorf("assign: handle and node are required: %w", ErrInvalid)
 	}
 	if req.Use == "" {
 		req.Use = v1.UseWorkload
 	}
 	unlock, err := a.lock(ctx)
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, false, err
 	}
 	defer unlock()
 	log := a.log.With(zap.String(logging.KeyHandle, req.Handle), zap.String(logging.KeyNode, req.Node))
 
 	if held, err := a.handleAddrs(ctx, req.Handle); err != nil {
-		return netip.Addr{}, fmt.Errorf("assign %s: %w", req.Handle, err)
+		return netip.Addr{}, false, fmt.Errorf("assign %s: %w", req.Handle, err)
 	} else if len(held) > 0 {
 		log.Debug("handle already holds an address", zap.Stringer("addr", held[0]))
-		return held[0], nil
+		return held[0], true, nil
 	}
+	addr, err = a.assignNew(ctx, req, log)
+	return addr, false, err
+}
+
+// assignNew allocates for a handle that holds nothing (under the lock).
+func (a *Allocator) assignNew(ctx context.Context, req AssignRequest, log *zap.Logger) (addr netip.Addr, err error) {
 	defer func() {
 		if err == nil {
 			return

@@ -142,14 +142,14 @@ func TestAssignIsIdempotentPerHandle(t *testing.T) {
 	pool(t, "p", "10.1.0.0/24", 26)
 	a := ipam.New(store, ipam.Options{})
 	req := ipam.AssignRequest{Handle: "k8s-pod-network.abc", Node: "n1", Attrs: map[string]string{ipam.AttrPodName: "p", ipam.AttrNamespace: "default"}}
-	first, err := a.Assign(ctx, req)
-	if err != nil {
-		t.Fatal(err)
+	first, reused, err := a.AssignOrReuse(ctx, req)
+	if err != nil || reused {
+		t.Fatalf("first AssignOrReuse = %s, reused %v, %v; want a new address", first, reused, err)
 	}
 	for range 3 {
-		again, err := a.Assign(ctx, req)
-		if err != nil || again != first {
-			t.Fatalf("repeated Assign = %s, %v; want %s", again, err, first)
+		again, reused, err := a.AssignOrReuse(ctx, req)
+		if err != nil || again != first || !reused {
+			t.Fatalf("repeated AssignOrReuse = %s, reused %v, %v; want %s reused", again, reused, err, first)
 		}
 	}
 	other, err := a.Assign(ctx, ipam.AssignRequest{Handle: "k8s-pod-network.def", Node: "n1"})

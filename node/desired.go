@@ -90,7 +90,7 @@ func localEndpoints(pods []LocalPod, discovered []felix.Endpoint, vethName func(
 	for _, p := range pods {
 		ep := felix.Endpoint{IP: p.IP, Iface: vethName(p.Namespace, p.Name)}
 		if d, ok := macByIP[p.IP]; ok && d.Iface == ep.Iface {
-			ep.MAC = d.MAC
+			ep.MAC, ep.LinkIndex = d.MAC, d.LinkIndex
 		}
 		out = append(out, ep)
 	}

@@ -90,10 +90,10 @@ func TestLocalEndpoints(t *testing.T) {
 	name := func(ns, pod string) string { return "cali-" + ns + "-" + pod }
 	got := localEndpoints(
 		[]LocalPod{{Namespace: "a", Name: "p2", IP: addr("10.244.0.2")}, {Namespace: "a", Name: "p1", IP: addr("10.244.0.1")}},
-		[]felix.Endpoint{{IP: addr("10.244.0.1"), Iface: "cali-a-p1", MAC: mac}, {IP: addr("10.244.0.2"), Iface: "other", MAC: mac}},
+		[]felix.Endpoint{{IP: addr("10.244.0.1"), Iface: "cali-a-p1", MAC: mac, LinkIndex: 7}, {IP: addr("10.244.0.2"), Iface: "other", MAC: mac, LinkIndex: 8}},
 		name)
-	if len(got) != 2 || got[0].Iface != "cali-a-p1" || got[0].MAC.String() != mac.String() || got[1].MAC != nil {
-		t.Fatalf("got %+v: want p1 with its MAC first, p2 without a MAC (discovered on another interface)", got)
+	if len(got) != 2 || got[0].Iface != "cali-a-p1" || got[0].MAC.String() != mac.String() || got[0].LinkIndex != 7 || got[1].MAC != nil || got[1].LinkIndex != 0 {
+		t.Fatalf("got %+v: want p1 with its MAC and the link it was read from first, p2 without a MAC (discovered on another interface)", got)
 	}
 }
 

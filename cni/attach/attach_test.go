@@ -15,11 +15,15 @@ import (
 	"github.com/gingham-net/gingham/internal/netlinkx"
 	"github.com/gingham-net/gingham/internal/netns"
 	"github.com/gingham-net/gingham/internal/netns/netnstest"
+	"github.com/gingham-net/gingham/internal/testenv"
 )
+
+// env is the real API server of the tests that need one (testenv.Need).
+var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	attachtest.ServeIfPlugin()
-	os.Exit(m.Run())
+	testenv.Main(m, &env)
 }
 
 func TestHostVethName(t *testing.T) {
@@ -130,29 +134,42 @@ func TestPrivilegedAddCheckDel(t *testing.T) {
 }
 
 func TestPrivilegedAddFailureReleasesAddress(t *testing.T) {
-	t.Log("reliability: does: runs the gingham plugin's ADD into a pod netns that does not exist (failing after IPAM ADD) and checks the delegated host-local allocation is released")
+	t.Log("reliability: does: runs the gingham plugin's ADD into a pod netns whose eth0 is taken (failing after IPAM ADD) and checks the delegated host-local allocation is released and the pod's own eth0 left alone; an ADD into a netns that does not exist takes nothing")
 	netnstest.Privileged(t)
 	host := netnstest.New(t, "h")
+	pod := netnstest.New(t, "p")
+	ipOut(t, pod, "link", "add", "eth0", "type", "veth", "peer", "name", "other")
 	c := conf(t, "")
 	plugin := attachtest.Self(host)
-	// A netns path that does not exist: ADD fails after IPAM ADD.
-	call := attachtest.Call{Command: "ADD", ContainerID: "c1", Netns: "/run/netns/does-not-exist", IfName: "eth0", Args: attachtest.PodArgs("default", "x"), Conf: c}
-	if _, err := plugin.Run(call); err == nil {
-		t.Fatal("ADD into a missing netns succeeded")
-	}
 	var cfg struct {
 		StateDir string `json:"state_dir"`
 	}
 	_ = json.Unmarshal(c, &cfg)
-	ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network"))
-	leaked := 0
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "10.") {
-			leaked++
-			t.Errorf("allocation %s leaked after failed ADD", e.Name())
+	allocated := func() (n int) {
+		ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "ipam", "k8s-pod-network"))
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "10.") {
+				n++
+				t.Errorf("allocation %s leaked after failed ADD", e.Name())
+			}
 		}
+		return n
 	}
-	t.Logf("reliability: figure: allocations left after the failed ADD: %d", leaked)
+
+	call := attachtest.Call{Command: "ADD", ContainerID: "c1", Netns: pod.Path(), IfName: "eth0", Args: attachtest.PodArgs("default", "x"), Conf: c}
+	if _, err := plugin.Run(call); err == nil {
+		t.Fatal("ADD with the pod's eth0 taken succeeded")
+	}
+	leaked := allocated()
+	if out := ipOut(t, pod, "link", "show", "eth0"); !strings.Contains(out, "eth0@other") {
+		t.Errorf("the pod's own eth0 after the failed ADD:\n%s", out)
+	}
+	if _, err := plugin.Run(attachtest.Call{Command: "ADD", ContainerID: "c2", Netns: "/run/netns/does-not-exist", IfName: "eth0",
+		Args: attachtest.PodArgs("default", "y"), Conf: c}); err == nil {
+		t.Fatal("ADD into a missing netns succeeded")
+	}
+	leaked += allocated()
+	t.Logf("reliability: figure: allocations left after the failed ADDs: %d", leaked)
 }
 
 // TestPrivilegedGC: GC removes this network's host veths whose attachment

@@ -35,12 +35,14 @@ func cmdDel(r *request) error {
 		errs = append(errs, fmt.Errorf("ipam %s del: %w", conf.IPAM.Type, err))
 	}
 	hostName := hostVeth(conf, r.namespace, r.pod, args.ContainerID)
+	var podNS *netns.NS
 	if args.Netns != "" {
-		if _, err := os.Stat(args.Netns); err == nil {
-			detach(args.Netns, args.IfName, hostName)
+		if ns, err := netns.Open(args.Netns); err == nil {
+			podNS = ns
+			defer ns.Close()
 		}
 	}
-	detach("", "", hostName)
+	detach(podNS, args.IfName, hostName)
 	return errors.Join(errs...)
 }
 

@@ -6,8 +6,18 @@
 //
 // Invariants:
 //   - The address comes from the chained IPAM plugin (conf "ipam.type",
-//     found in CNI_PATH); on any failure after IPAM ADD the address is
-//     released again (named result + deferred cleanup).
+//     found in CNI_PATH). ADD opens the pod's namespace before asking for
+//     it, so an ADD into a missing namespace takes nothing. A failure after
+//     IPAM ADD gives back only what this call took (named result + deferred
+//     cleanup): the address only if IPAM's CHECK, asked before ADD, said the
+//     container held none; the veth pair only if this call created it. A
+//     repeated ADD that fails leaves the running pod as it was.
+//   - A repeated ADD of the same attachment (the host veth's alias names
+//     network, container and interface, and its peer is the interface in
+//     the pod's namespace, holding the address) re-uses the pair and
+//     re-applies the rest: the pod keeps its MAC, so the neighbour entry the
+//     agent learnt stays right. Anything else under the host-side name is
+//     replaced by a new pair.
 //   - The host /32 carries gingham's route protocol, so the dataplane
 //     (felix) adopts it instead of deleting and re-adding it.
 //   - DEL is idempotent: it releases the address and removes the veth, and

@@ -14,10 +14,12 @@
 //   - The handle is <network name>.<container ID>: a repeated ADD returns the
 //     address the container already has; DEL of an unknown container
 //     succeeds.
-//   - A failed ADD leaves nothing allocated (the allocator releases the
-//     handle on failure) and prints a CNI error whose message says what
-//     failed: pool exhausted, API server unreachable, or which config field
-//     is wrong.
+//   - A failed ADD leaves nothing allocated by it (the allocator releases the
+//     handle on failure; an address the container held before the call is
+//     kept) and prints a CNI error whose message says what failed: pool
+//     exhausted, API server unreachable, or which config field is wrong.
+//   - CHECK without a prevResult says whether the container holds an
+//     address (CNI error 3 when it holds none); gingham asks it before ADD.
 package ipamplugin
 
 import (
@@ -108,7 +110,13 @@ func run(command string, fn func(*env) error, locked bool) func(*skel.CmdArgs) e
 		if command == "STATUS" {
 			err = notAvailable(err)
 		}
-		if err != nil {
+		var te *types.Error
+		switch {
+		case command == "CHECK" && errors.As(err, &te) && te.Code == types.ErrUnknownContainer:
+			// An answer, not a failure: gingham asks before every ADD.
+			log.Info("command done: no address is allocated for the container")
+			return err
+		case err != nil:
 			log.Error("command failed", logging.ErrorField(err))
 			return err
 		}
@@ -251,7 +259,7 @@ func cmdAdd(e *env) error {
 	if podName != "" {
 		attrs[ipam.AttrPodName], attrs[ipam.AttrNamespace] = podName, ns
 	}
-	addr, err := e.alloc.Assign(ctx, ipam.AssignRequest{
+	addr, reused, err := e.alloc.AssignOrReuse(ctx, ipam.AssignRequest{
 		Handle: handleID(e.conf, args.ContainerID), Node: e.conf.Nodename, NodeLabels: labels, Pools: pools, Attrs: attrs,
 	})
 	if err != nil {
@@ -259,8 +267,11 @@ func cmdAdd(e *env) error {
 	}
 	res := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, IPs: []*types100.IPConfig{{Address: hostNet(addr)}}}
 	if err := types.PrintResult(res, e.conf.CNIVersion); err != nil {
-		// The runtime never learns the address: give it back.
-		_ = e.alloc.ReleaseByHandle(context.WithoutCancel(ctx), handleID(e.conf, args.ContainerID))
+		// The runtime never learns the address: give it back, unless an
+		// earlier ADD of the container (which the runtime did learn) took it.
+		if !reused {
+			_ = e.alloc.ReleaseByHandle(context.WithoutCancel(ctx), handleID(e.conf, args.ContainerID))
+		}
 		return types.NewError(types.ErrIOFailure, "print result: "+err.Error(), "")
 	}
 	return nil

@@ -21,6 +21,7 @@ func linkFrom(l netlink.Link) Link {
 		Up:     a.Flags&net.FlagUp != 0,
 		OperUp: a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown,
 		Alias:  a.Alias,
+		Peer:   a.ParentIndex,
 	}
 }
 

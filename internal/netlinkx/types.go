@@ -105,6 +105,9 @@ type Link struct {
 	// Alias is the interface's free-text alias (IFLA_IFALIAS, "ip link set
 	// alias"); the CNI plugin records a veth's owner there.
 	Alias string
+	// Peer is IFLA_LINK: a veth's peer (its index in the peer's namespace),
+	// the parent of a VLAN or macvlan; 0 when the link has none.
+	Peer int
 }
 
 // Neigh is an IPv4 neighbour (ARP) entry.

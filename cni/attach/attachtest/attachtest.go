@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/gingham-net/gingham/cni/attach"
+	"github.com/gingham-net/gingham/cni/ipamplugin"
 	"github.com/gingham-net/gingham/internal/netns"
 )
 
@@ -21,12 +23,32 @@ const selfEnv = "GINGHAM_TEST_RUN_AS_CNI_PLUGIN"
 const ReferencePath = "/usr/lib/cni"
 
 // ServeIfPlugin runs the gingham plugin and exits when this process was
-// started by Self's Runner.
+// started by Self's Runner; started under a name ending in "-ipam" (see
+// SelfIPAM) it runs gingham-ipam instead, as cmd/gingham-cni does.
 func ServeIfPlugin() {
-	if os.Getenv(selfEnv) == "1" {
-		attach.Main()
-		os.Exit(0)
+	if os.Getenv(selfEnv) != "1" {
+		return
 	}
+	if strings.HasSuffix(filepath.Base(os.Args[0]), "-ipam") {
+		ipamplugin.Main()
+	} else {
+		attach.Main()
+	}
+	os.Exit(0)
+}
+
+// SelfIPAM returns a CNI_PATH directory, made under dir, whose gingham-ipam
+// is this test binary: gingham delegating to it from a Self Runner runs
+// the real IPAM plugin (ServeIfPlugin must be called first in TestMain).
+func SelfIPAM(dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find test binary: %w", err)
+	}
+	if err := os.Symlink(self, filepath.Join(dir, "gingham-ipam")); err != nil {
+		return "", fmt.Errorf("install gingham-ipam: %w", err)
+	}
+	return dir, nil
 }
 
 // Runner executes one plugin.
