@@ -109,10 +109,13 @@ type state struct {
 	eps    []Endpoint
 	blocks []netip.Prefix
 	remote []Route
-	pools  []nat.Pool
-	have   uint8 // bit per input received
-	dirty  bool
-	full   bool
+	// remoteComplete: remote is the whole learned set; until then our
+	// learned routes missing from it are kept (see SetRemoteRoutes).
+	remoteComplete bool
+	pools          []nat.Pool
+	have           uint8 // bit per input received
+	dirty          bool
+	full           bool
 	// desired prefixes of the last apply, to spot our routes deleted by others
 	desired map[netip.Prefix]struct{}
 	// workload links whose sysctls are set, by index
@@ -153,10 +156,22 @@ func (d *Dataplane) SetLocalBlocks(ctx context.Context, blocks []netip.Prefix) e
 	return d.send(ctx, func(s *state) { s.blocks, s.have, s.dirty = blocks, s.have|haveBlocks, true })
 }
 
-// SetRemoteRoutes replaces the routes learned from BGP peers.
-func (d *Dataplane) SetRemoteRoutes(ctx context.Context, routes []Route) error {
+// SetRemoteRoutes replaces the routes learned from BGP peers. complete
+// false says the learned set may still grow (after a restart, before every
+// peer has sent its table): the routes are programmed at once, but our
+// learned routes (those with a gateway) missing from them are kept until a
+// complete set arrives. Local state is never held back by it.
+func (d *Dataplane) SetRemoteRoutes(ctx context.Context, routes []Route, complete bool) error {
 	routes = slices.Clone(routes)
-	return d.send(ctx, func(s *state) { s.remote, s.have, s.dirty = routes, s.have|haveRemote, true })
+	return d.send(ctx, func(s *state) {
+		s.remote, s.remoteComplete, s.have, s.dirty = routes, complete, s.have|haveRemote, true
+	})
+}
+
+// learnedRoute tells our learned routes in the kernel from the local ones
+// (pod /32s on their veth, blackholes): only they have a gateway.
+func learnedRoute(r *netlinkx.Route) bool {
+	return r.Type == netlinkx.RouteUnicast && (r.Path.Gw.IsValid() || len(r.MultiPath) > 0)
 }
 
 // SetNATPools replaces the pools natOutgoing is computed from.
@@ -265,6 +280,11 @@ func (d *Dataplane) apply(st *state, h *netlinkx.Handle, rt *routetable.RouteTab
 	rep := Report{Full: st.full}
 	var errs []error
 	targets := DesiredRoutes(st.eps, st.blocks, st.remote)
+	if st.remoteComplete {
+		rt.Retain(nil)
+	} else {
+		rt.Retain(learnedRoute)
+	}
 	if err := rt.SetRoutes(targets); err != nil {
 		d.log.Warn("invalid routes ignored", zap.Error(err))
 	}

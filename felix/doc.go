@@ -14,6 +14,10 @@
 //   - Nothing is written to the kernel until every input has been set at
 //     least once (in sync): a restarted agent never deletes routes because it
 //     has not heard of them yet. Pass an empty slice to say "none".
+//   - Learned routes may be set as incomplete (after a restart, before every
+//     peer's End-of-RIB): local state (pod routes, blackholes, NAT) and the
+//     learned routes known so far are programmed at once, and only the
+//     deletion of our learned routes is held back until a complete set.
 //   - Applies are coalesced and throttled: at most one per MinApplyInterval,
 //     triggered by input changes, by relevant netlink events (links coming
 //     and going, our routes deleted by someone else) and by the periodic full

@@ -166,7 +166,7 @@ func TestPrivilegedPodNetworking(t *testing.T) {
 	}
 	pools := []nat.Pool{{CIDR: netip.MustParsePrefix("10.244.0.0/16"), NATOutgoing: true}}
 
-	start := func() (context.CancelFunc, chan felix.Report, chan struct{}) {
+	startWith := func(remote []felix.Route, complete bool) (*felix.Dataplane, context.Context, context.CancelFunc, chan felix.Report, chan struct{}) {
 		reports := make(chan felix.Report, 64)
 		d, err := felix.New(felix.WithNetNS(host), felix.WithMinApplyInterval(20*time.Millisecond),
 			felix.WithResyncInterval(time.Hour), felix.WithOnApply(func(r felix.Report) { reports <- r }))
@@ -176,20 +176,16 @@ func TestPrivilegedPodNetworking(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = d.Run(ctx) }()
-		for _, err := range []error{d.SetLocalEndpoints(ctx, eps), d.SetLocalBlocks(ctx, blocks), d.SetRemoteRoutes(ctx, remote), d.SetNATPools(ctx, pools)} {
+		for _, err := range []error{d.SetLocalEndpoints(ctx, eps), d.SetLocalBlocks(ctx, blocks), d.SetRemoteRoutes(ctx, remote, complete), d.SetNATPools(ctx, pools)} {
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		resync := func() felix.Report {
-			t.Helper()
-			if err := d.Resync(ctx); err != nil {
-				t.Fatal(err)
-			}
-			return waitReport(t, reports)
-		}
-		_ = resync
-		return func() { cancel(); <-done }, reports, done
+		return d, ctx, func() { cancel(); <-done }, reports, done
+	}
+	start := func() (context.CancelFunc, chan felix.Report, chan struct{}) {
+		_, _, stop, reports, done := startWith(remote, true)
+		return stop, reports, done
 	}
 
 	hh, err := netlinkx.Open(host.Fd())
@@ -289,6 +285,25 @@ func TestPrivilegedPodNetworking(t *testing.T) {
 		if ev.Kind == netlinkx.EventRoute && ev.Route.Table != unix.RT_TABLE_LOCAL && ev.Route.Dst.Addr().Is4() {
 			t.Errorf("route event after restart: deleted=%v %+v", ev.Deleted, ev.Route)
 		}
+	}
+
+	// Restart with a partial learned set (a peer's table not in yet): the
+	// route learned so far is kept, the other learned route is not deleted
+	// though missing, local routes stay; the complete set deletes it.
+	stop2()
+	d3, ctx3, stop3, reports3, _ := startWith(remote[:1], false)
+	defer stop3()
+	if rep := waitReport(t, reports3); rep.Err != nil || rep.Routes.Deleted != 0 || rep.Routes.Kept != 1 || rep.Routes.Unchanged != 5 {
+		t.Errorf("apply with a partial learned set = %+v, %v; want 5 unchanged, 1 kept, nothing deleted", rep.Routes, rep.Err)
+	}
+	if err := d3.SetRemoteRoutes(ctx3, remote[:1], true); err != nil {
+		t.Fatal(err)
+	}
+	if rep := waitReport(t, reports3); rep.Err != nil || rep.Routes.Deleted != 1 || rep.Routes.Kept != 0 {
+		t.Errorf("apply with the complete learned set = %+v, %v; want the route no longer learned deleted", rep.Routes, rep.Err)
+	}
+	if _, ok := routesOf(t, hh)[routeKey{remote[1].Prefix, 96}]; ok {
+		t.Errorf("%s not learned any more but still in the kernel", remote[1].Prefix)
 	}
 
 	// DEL every pod: veths, /32s gone; the agent's next apply deletes nothing foreign.

@@ -43,15 +43,12 @@ func (a *applier) apply(ctx context.Context, p Plan) []string {
 		}
 	}
 	d := p.Dataplane
-	sets := []error{
+	for _, err := range []error{
 		a.dp.SetLocalEndpoints(ctx, d.Endpoints),
 		a.dp.SetLocalBlocks(ctx, d.Blocks),
 		a.dp.SetNATPools(ctx, d.NATPools),
-	}
-	if d.RemoteComplete {
-		sets = append(sets, a.dp.SetRemoteRoutes(ctx, d.Remote))
-	}
-	for _, err := range sets {
+		a.dp.SetRemoteRoutes(ctx, d.Remote, d.RemoteComplete),
+	} {
 		if err != nil && ctx.Err() == nil {
 			problems = append(problems, "dataplane: "+err.Error())
 		}

@@ -23,9 +23,10 @@
 //   - One goroutine (the loop) owns the agent's state; the speaker, felix
 //     and the informers only send it coalesced signals, never block on it.
 //   - Only watch.go reads API objects; everything after it sees the model.
-//   - After a restart no learned route is deleted before the learned set is
-//     complete (see learnedComplete): until then felix is not handed the
-//     learned set at all.
+//   - Local state (pod routes, this node's blackholes, NAT, the status) is
+//     programmed at once. After a restart no learned route is deleted
+//     before the learned set is complete (see learnedComplete); routes
+//     learned meanwhile are programmed at once.
 //   - A lasting problem is logged once, not on every pass.
 //   - Every goroutine Run starts has ended when it returns (a test checks);
 //     on the way out the speaker stops the graceful-restart way and every

@@ -151,16 +151,18 @@ func (f *fakeSpeaker) peers() []bgp.PeerConfig {
 
 // fakeDataplane is felix over a model kernel: it writes nothing until
 // every input has been set once, then makes the kernel's routes the
-// desired ones, recording every learned route it deletes. onApply is
-// called after each write (felix's WithOnApply).
+// desired ones (keeping learned routes missing from an incomplete learned
+// set), recording every learned route it deletes. onApply is called after
+// each write (felix's WithOnApply).
 type fakeDataplane struct {
-	mu      sync.Mutex
-	eps     []felix.Endpoint
-	blocks  []netip.Prefix
-	pools   []nat.Pool
-	remote  []felix.Route
-	have    int
-	onApply func()
+	mu       sync.Mutex
+	eps      []felix.Endpoint
+	blocks   []netip.Prefix
+	pools    []nat.Pool
+	remote   []felix.Route
+	complete bool
+	have     int
+	onApply  func()
 
 	// kernel: remote routes by prefix (adopted ones included), local
 	// blackholes and endpoint routes.
@@ -209,6 +211,10 @@ func (f *fakeDataplane) applyLocked() {
 	}
 	for _, p := range prefixes(f.kernel) {
 		if _, ok := want[p]; !ok {
+			if !f.complete {
+				want[p] = f.kernel[p]
+				continue
+			}
 			f.deleted = append(f.deleted, p)
 		}
 	}
@@ -233,8 +239,8 @@ func (f *fakeDataplane) SetNATPools(_ context.Context, pools []nat.Pool) error {
 	return f.set(havePools, func() { f.pools = slices.Clone(pools) })
 }
 
-func (f *fakeDataplane) SetRemoteRoutes(_ context.Context, routes []felix.Route) error {
-	return f.set(haveRemote, func() { f.remote = slices.Clone(routes) })
+func (f *fakeDataplane) SetRemoteRoutes(_ context.Context, routes []felix.Route, complete bool) error {
+	return f.set(haveRemote, func() { f.remote, f.complete = slices.Clone(routes), complete })
 }
 
 // state returns the kernel's learned routes, blackholes and the learned

@@ -120,13 +120,16 @@ func (x *loopLab) after(d time.Duration) {
 }
 
 // TestLoopRestartGating: after a restart the kernel holds the routes the
-// previous run programmed. None of them is deleted before the learned set
-// is complete; then only what is no longer learned goes.
+// previous run programmed. Local state (this node's blackhole) and every
+// route learned are programmed at once, but no learned route is deleted
+// before the learned set is complete; then only what is no longer learned
+// goes.
 func TestLoopRestartGating(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dp := newFakeDataplane(kernelRoute(n2Block, n2), kernelRoute(gone, n2))
 		x := startLoop(t, meshSnapshot(), dp)
 		defer x.stop()
+		n2Block2 := netip.MustParsePrefix("10.244.3.0/26")
 		steps := []struct {
 			name        string
 			do          func()
@@ -138,19 +141,23 @@ func TestLoopRestartGating(t *testing.T) {
 		}{
 			{name: "started, session not up: nothing deleted", wait: 500 * time.Millisecond,
 				wantKernel: []netip.Prefix{n2Block, gone}, wantDetail: "waiting for the learned routes"},
-			{name: "session up, nothing learned yet", do: func() { x.session(n2, bgp.StateEstablished); x.learn() }, wait: 500 * time.Millisecond,
-				wantKernel: []netip.Prefix{n2Block, gone}, wantDetail: "waiting for the learned routes"},
-			{name: "the peer's table arrives", do: func() { x.learn(learnedRoute(n2Block, n2)) }, wait: 3 * time.Second,
-				wantKernel: []netip.Prefix{n2Block}, wantDeleted: []netip.Prefix{gone}, wantReady: true, wantDetail: "ok: 1 BGP sessions established"},
+			{name: "session up, a first route learned: programmed, nothing deleted",
+				do:   func() { x.session(n2, bgp.StateEstablished); x.learn(learnedRoute(n2Block2, n2)) },
+				wait: 500 * time.Millisecond, wantKernel: []netip.Prefix{n2Block, n2Block2, gone}, wantDetail: "waiting for the learned routes"},
+			{name: "the peer's table arrives", do: func() { x.learn(learnedRoute(n2Block, n2), learnedRoute(n2Block2, n2)) }, wait: 3 * time.Second,
+				wantKernel: []netip.Prefix{n2Block, n2Block2}, wantDeleted: []netip.Prefix{gone}, wantReady: true, wantDetail: "ok: 1 BGP sessions established"},
 		}
 		for _, s := range steps {
 			if s.do != nil {
 				s.do()
 			}
 			x.after(s.wait)
-			kernel, _, deleted, _ := x.dp.state()
+			kernel, holes, deleted, _ := x.dp.state()
 			if !slices.Equal(kernel, s.wantKernel) || !slices.Equal(deleted, s.wantDeleted) {
 				t.Errorf("%s: kernel %v, deleted %v; want %v, deleted %v", s.name, kernel, deleted, s.wantKernel, s.wantDeleted)
+			}
+			if !slices.Equal(holes, []netip.Prefix{n1Block}) {
+				t.Errorf("%s: blackholes %v, want this node's block %s from the first pass", s.name, holes, n1Block)
 			}
 			if ready, detail := x.health.readiness(); ready != s.wantReady || !strings.Contains(detail, s.wantDetail) {
 				t.Errorf("%s: ready %v %q; want %v %q", s.name, ready, detail, s.wantReady, s.wantDetail)

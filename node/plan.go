@@ -104,8 +104,9 @@ type DataplanePlan struct {
 	Endpoints []felix.Endpoint
 	Blocks    []netip.Prefix
 	NATPools  []nat.Pool
-	// Remote are the kernel routes of the learned set; they are handed
-	// to felix only once RemoteComplete.
+	// Remote are the kernel routes of the learned set. Until
+	// RemoteComplete felix programs them but deletes none of the learned
+	// routes already in the kernel: local state is never held back.
 	Remote         []felix.Route
 	RemoteComplete bool
 }
@@ -184,7 +185,7 @@ func plan(in Inputs) Plan {
 	p.Ready, p.Detail = readiness(in.Sessions, in.SessionsErr)
 	switch {
 	case !p.LearnedComplete:
-		p.Ready, p.Detail = false, "waiting for the learned routes to be complete before programming the kernel"
+		p.Ready, p.Detail = false, "waiting for the learned routes to be complete before deleting stale ones"
 	case !in.DataplaneApplied:
 		p.Ready, p.Detail = false, "waiting for the first dataplane apply"
 	}

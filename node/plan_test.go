@@ -18,7 +18,7 @@ type planSummary struct {
 	Peers         []string // address, then "pw=<password>" when set
 	Skipped, Kept []string
 	Paths         []string
-	Remote        []string // prefix > next hops; "(held)" when not handed to felix
+	Remote        []string // prefix > next hops; "(partial)" while incomplete
 	Blocks        []string
 	Unavailable   []string
 	Problems      []string
@@ -58,7 +58,7 @@ func summarize(in Inputs, p Plan) planSummary {
 			}
 		}
 		if !p.Dataplane.RemoteComplete {
-			e += " (held)"
+			e += " (partial)"
 		}
 		s.Remote = append(s.Remote, e)
 	}
@@ -166,16 +166,16 @@ func TestPlan(t *testing.T) {
 				s.Ready, s.Detail = false, "BGP not established with 10.0.0.12 (node-to-node mesh) Active"
 			}},
 
-		// Restart gating: the learned set is held until complete.
-		{name: "restart: session not up yet: held, look again in a second",
+		// Restart gating: deletions of learned routes wait until the set is complete.
+		{name: "restart: session not up yet: partial, look again in a second",
 			in:   func(in *Inputs) { restarted(in, 2*time.Second); in.Sessions[0].State = bgp.StateConnect },
-			want: func(s *planSummary) { held(s); s.Wake = learnedQuiet }},
-		{name: "restart: session up, quiet for less than a second: held until it is",
+			want: func(s *planSummary) { partial(s); s.Wake = learnedQuiet }},
+		{name: "restart: session up, quiet for less than a second: partial until it is",
 			in: func(in *Inputs) {
 				restarted(in, 2*time.Second)
 				in.Sessions[0].Since, in.LearnedAt = in.Now.Add(-300*time.Millisecond), time.Time{}
 			},
-			want: func(s *planSummary) { held(s); s.Wake = 700 * time.Millisecond }},
+			want: func(s *planSummary) { partial(s); s.Wake = 700 * time.Millisecond }},
 		{name: "restart: session up and quiet: complete",
 			in:   func(in *Inputs) { restarted(in, 2*time.Second) },
 			want: func(s *planSummary) { s.CompleteNote = "every BGP session up and quiet" }},
@@ -208,13 +208,13 @@ func restarted(in *Inputs, since time.Duration) {
 	in.LearnedAt = in.Config.Started
 }
 
-// held is the summary of a plan whose learned routes are not complete.
-func held(s *planSummary) {
+// partial is the summary of a plan whose learned routes are not complete.
+func partial(s *planSummary) {
 	s.Complete = false
 	for i := range s.Remote {
-		s.Remote[i] += " (held)"
+		s.Remote[i] += " (partial)"
 	}
-	s.Ready, s.Detail = false, "waiting for the learned routes to be complete before programming the kernel"
+	s.Ready, s.Detail = false, "waiting for the learned routes to be complete before deleting stale ones"
 }
 
 func TestVerdictApplyProblems(t *testing.T) {

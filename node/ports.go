@@ -29,7 +29,9 @@ type Dataplane interface {
 	SetLocalEndpoints(ctx context.Context, eps []felix.Endpoint) error
 	SetLocalBlocks(ctx context.Context, blocks []netip.Prefix) error
 	SetNATPools(ctx context.Context, pools []nat.Pool) error
-	SetRemoteRoutes(ctx context.Context, routes []felix.Route) error
+	// SetRemoteRoutes with complete false programs routes at once but
+	// keeps learned routes missing from them (see felix).
+	SetRemoteRoutes(ctx context.Context, routes []felix.Route, complete bool) error
 }
 
 var _ Dataplane = (*felix.Dataplane)(nil)

@@ -19,6 +19,8 @@
 //     not deleted during a grace period after the interface is first seen,
 //     so a /32 the CNI plugin just added survives until the agent hears of
 //     the pod.
+//   - Routes of ours that Retain's predicate matches are never deleted,
+//     only replaced by a desired route to the same prefix.
 //   - A Target whose interface does not exist (or is down) is pending, not an
 //     error; it is programmed by the Apply after the interface appears.
 //   - Apply reports what it did (Result) and the joined errors of the

@@ -64,8 +64,9 @@ type RouteTable struct {
 	now         func() time.Time
 
 	desired   []Target
-	firstSeen map[int]time.Time    // workload link index → when first seen
-	conflicts map[netip.Prefix]int // prefix → foreign protocol already logged
+	retain    func(*netlinkx.Route) bool // see Retain; nil: none
+	firstSeen map[int]time.Time          // workload link index → when first seen
+	conflicts map[netip.Prefix]int       // prefix → foreign protocol already logged
 
 	// Scratch space reused by every Apply (cleared, never shared outside
 	// it), so a no-op resync of a large table allocates little.
@@ -120,6 +121,13 @@ func (t *RouteTable) SetRoutes(ts []Target) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Retain makes Apply keep every undesired route of ours for which keep
+// returns true, as it is (counted as Kept); nil keeps none. Desired routes
+// are programmed as usual, so a retained route is only ever replaced, never
+// deleted. It holds deletions back while the desired set is known to be
+// partial (felix: learned routes after a restart).
+func (t *RouteTable) Retain(keep func(*netlinkx.Route) bool) { t.retain = keep }
 
 // Result counts what one Apply did.
 type Result struct {
@@ -241,6 +249,9 @@ func (t *RouteTable) Apply() (Result, error) {
 
 	clear(t.scratch.matched)
 	plan := diff(desired, owned, foreign, func(r *netlinkx.Route) bool {
+		if t.retain != nil && t.retain(r) {
+			return true
+		}
 		seen, ok := t.firstSeen[r.Path.LinkIndex]
 		return ok && r.Path.LinkIndex != 0 && now.Sub(seen) < t.grace
 	}, t.scratch.matched)

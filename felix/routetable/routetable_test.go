@@ -232,6 +232,45 @@ func TestGracePeriodExpires(t *testing.T) {
 	}
 }
 
+// TestRetain: while a predicate retains routes, undesired routes of ours it
+// matches stay as they are and desired ones are still programmed (a
+// retained route is replaced, not deleted); once it is lifted they go.
+func TestRetain(t *testing.T) {
+	learned := func(r *netlinkx.Route) bool { return r.Path.Gw.IsValid() || len(r.MultiPath) > 0 }
+	k := &fakeKernel{links: links(), routes: []netlinkx.Route{
+		kr("10.7.0.0/26", 96, netlinkx.NextHop{LinkIndex: 2, Gw: addr("192.168.0.7")}),
+		kr("10.0.1.0/26", 96, netlinkx.NextHop{LinkIndex: 2, Gw: addr("192.168.0.9")}),
+		{Dst: pfx("10.0.9.0/26"), Table: netlinkx.TableMain, Protocol: 96, Type: netlinkx.RouteBlackhole},
+	}}
+	rt := New(k)
+	rt.Retain(learned)
+	_ = rt.SetRoutes([]Target{{Dst: pfx("10.0.0.0/26"), Blackhole: true}, {Dst: pfx("10.0.1.0/26"), NextHops: []NextHop{{Gw: addr("192.168.0.2")}}}})
+	steps := []struct {
+		name   string
+		retain func(*netlinkx.Route) bool
+		want   Result
+		kernel []string
+	}{
+		{name: "retained: the undesired learned route stays, the blackhole of a released block goes", retain: learned,
+			want: Result{Replaced: 2, Deleted: 1, Kept: 1}, kernel: []string{"10.7.0.0/26", "10.0.1.0/26", "10.0.0.0/26"}},
+		{name: "lifted: it goes", want: Result{Unchanged: 2, Deleted: 1}, kernel: []string{"10.0.1.0/26", "10.0.0.0/26"}},
+	}
+	for _, s := range steps {
+		rt.Retain(s.retain)
+		got, err := rt.Apply()
+		if err != nil || got != s.want {
+			t.Errorf("%s: Apply = %+v, %v; want %+v", s.name, got, err, s.want)
+		}
+		var kernel []string
+		for _, r := range k.routes {
+			kernel = append(kernel, r.Dst.String())
+		}
+		if !slices.Equal(kernel, s.kernel) {
+			t.Errorf("%s: kernel %v, want %v", s.name, kernel, s.kernel)
+		}
+	}
+}
+
 func TestApplyFailedDumpChangesNothing(t *testing.T) {
 	k := &fakeKernel{links: links(), dumpErr: fmt.Errorf("dump routes: %w", netlinkx.ErrInconsistentDump),
 		routes: []netlinkx.Route{kr("10.7.0.0/26", 96, netlinkx.NextHop{LinkIndex: 2, Gw: addr("192.168.0.7")})}}
