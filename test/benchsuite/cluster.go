@@ -130,45 +130,34 @@ func b12Burst(ctx context.Context, c *kcluster.Cluster, kc kubernetes.Interface,
 	if _, err := c.KubectlStdin(ctx, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", ns), "apply", "-f", "-"); err != nil {
 		return nil, err
 	}
-	w, err := kc.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
 	var mu sync.Mutex
 	seen, running := map[string]time.Time{}, map[string]time.Duration{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || ev.Type == watch.Deleted {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			if _, ok := seen[p.Name]; !ok {
-				seen[p.Name] = now
-			}
-			if _, ok := running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning {
-				running[p.Name] = now.Sub(seen[p.Name])
-			}
-			complete := len(running) == n
-			mu.Unlock()
-			if complete {
-				return
-			}
+	// observe records a pod's first sight and its first sight Running; it
+	// reports whether every pod is Running.
+	observe := func(p *corev1.Pod) bool {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := seen[p.Name]; !ok {
+			seen[p.Name] = now
 		}
-	}()
+		if _, ok := running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning {
+			running[p.Name] = now.Sub(seen[p.Name])
+		}
+		return len(running) == n
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	watching := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- watchPods(wctx, kc, ns, watching, observe) }()
+	<-watching
 	if _, err := c.KubectlStdin(ctx, kcluster.BurstDeployment(ns, n), "apply", "-f", "-"); err != nil {
+		cancel()
+		<-done
 		return nil, err
 	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Minute):
-		w.Stop()
-		<-done
-	}
+	werr := <-done
 	mu.Lock()
 	lat := make([]time.Duration, 0, len(running))
 	for _, d := range running {
@@ -179,7 +168,7 @@ func b12Burst(ctx context.Context, c *kcluster.Cluster, kc kubernetes.Interface,
 		return nil, err
 	}
 	if len(lat) != n {
-		return nil, fmt.Errorf("%d of %d pods Running within 5 minutes", len(lat), n)
+		return nil, fmt.Errorf("%d of %d pods Running within 5 minutes (watch: %v)", len(lat), n, werr)
 	}
 	return lat, nil
 }
@@ -193,4 +182,38 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	slices.Sort(s)
 	i := int(q*float64(len(s))+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// watchPods watches the pods of ns, closing watching once the first watch
+// is established, and hands each pod to observe until it reports
+// completion (nil) or ctx ends. A watch the server closes is re-opened.
+func watchPods(ctx context.Context, kc kubernetes.Interface, ns string, watching chan<- struct{}, observe func(*corev1.Pod) bool) error {
+	first := true
+	for {
+		w, err := kc.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+		if first {
+			close(watching)
+			first = false
+		}
+		if err != nil {
+			return fmt.Errorf("watch pods: %w", err)
+		}
+		for ev := range w.ResultChan() {
+			switch o := ev.Object.(type) {
+			case *corev1.Pod:
+				if ev.Type != watch.Deleted && observe(o) {
+					w.Stop()
+					return nil
+				}
+			case *metav1.Status:
+				fmt.Fprintf(os.Stderr, "B12: watch %s: %s\n", ns, o.Message)
+			}
+		}
+		w.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // the server closed it: re-open
+		}
+	}
 }
