@@ -222,7 +222,7 @@ func startAgent(t *testing.T, host *netns.NS) *labAgent {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	for _, err := range []error{a.d.SetLocalBlocks(ctx, nil), a.d.SetRemoteRoutes(ctx, nil), a.d.SetNATPools(ctx, nil)} {
+	for _, err := range []error{a.d.SetLocalBlocks(ctx, nil), a.d.SetRemoteRoutes(ctx, nil, true), a.d.SetNATPools(ctx, nil)} {
 		if err != nil {
 			t.Fatal(err)
 		}
