@@ -140,6 +140,17 @@ func nodeSuffix(n string) string {
 	return " " + n
 }
 
+// Learned is the speaker's learned state at one moment.
+type Learned struct {
+	// Routes are the best routes, sorted by prefix.
+	Routes []LearnedRoute
+	// EndOfRIB are the peers (sorted) whose End-of-RIB for unicast of
+	// their address family has been received in their current session:
+	// every route they sent before it is in Routes. A peer leaves the
+	// list when its session changes state.
+	EndOfRIB []netip.Addr
+}
+
 // LearnedRoute is a best route learned from peers: one prefix with every
 // next hop of its equal-cost best paths (ECMP).
 type LearnedRoute struct {

@@ -25,8 +25,10 @@
 //   - Only watch.go reads API objects; everything after it sees the model.
 //   - Local state (pod routes, this node's blackholes, NAT, the status) is
 //     programmed at once. After a restart no learned route is deleted
-//     before the learned set is complete (see learnedComplete); routes
-//     learned meanwhile are programmed at once.
+//     before the learned set is complete: every configured session's
+//     End-of-RIB processed into it, or the session failed, or the
+//     graceful-restart deferral time passed (see learnedComplete), never a
+//     quiet timer. Routes learned meanwhile are programmed at once.
 //   - A lasting problem is logged once, not on every pass.
 //   - Every goroutine Run starts has ended when it returns (a test checks);
 //     on the way out the speaker stops the graceful-restart way and every

@@ -20,10 +20,10 @@ const snapshotRetry = time.Second
 // events are the loop's inputs from other goroutines. Each channel holds
 // at most one pending value: senders replace or drop (see poke).
 type events struct {
-	changed  <-chan struct{}           // the API caches changed
-	learned  <-chan []bgp.LearnedRoute // the speaker's newest learned set
-	sessions <-chan struct{}           // a BGP session changed state
-	applied  <-chan struct{}           // felix applied successfully for the first time
+	changed  <-chan struct{}    // the API caches changed
+	learned  <-chan bgp.Learned // the speaker's newest learned set
+	sessions <-chan struct{}    // a BGP session changed state
+	applied  <-chan struct{}    // felix applied successfully for the first time
 }
 
 // loop is the agent's one owner of its state: it gathers the inputs, plans
@@ -40,8 +40,7 @@ type loop struct {
 	ev        events
 
 	// State below is owned by run's goroutine.
-	learned          []bgp.LearnedRoute
-	learnedAt        time.Time
+	learned          bgp.Learned
 	dataplaneApplied bool
 	sessionsChanged  bool // since the status was last published
 	complete         bool
@@ -67,7 +66,7 @@ func (l *loop) run(ctx context.Context) error {
 			continue
 		case <-l.ev.changed:
 		case r := <-l.ev.learned:
-			l.learned, l.learnedAt = r, l.clock.Now()
+			l.learned = r
 		case <-l.ev.sessions:
 			l.sessionsChanged = true
 		case <-l.ev.applied:
@@ -133,7 +132,7 @@ func (l *loop) gather(ctx context.Context) (Inputs, error) {
 	}
 	return Inputs{
 		Now: now, Config: l.cfg, Snapshot: snap, Secrets: l.readSecrets(ctx, snap),
-		Learned: l.learned, LearnedAt: l.learnedAt, Sessions: sessions, SessionsErr: sessionsErr,
+		Learned: l.learned, Sessions: sessions, SessionsErr: sessionsErr,
 		Endpoints: eps, Tunnel: l.tunnel, DataplaneApplied: l.dataplaneApplied,
 		LearnedComplete: l.complete, LastFull: l.lastFull,
 	}, nil
@@ -186,7 +185,11 @@ func (l *loop) logPlan(in Inputs, p Plan) {
 		})
 	}
 	if p.LearnedComplete && !in.LearnedComplete {
-		l.log.Info("learned routes complete; programming them", zap.Int("routes", len(in.Learned)),
+		log := l.log.Info
+		if len(p.Pending) > 0 {
+			log = l.log.Warn
+		}
+		log("learned routes complete: stale ones are deleted from now on", zap.Int("routes", len(in.Learned.Routes)),
 			zap.Duration("after", in.Now.Sub(in.Config.Started).Round(time.Millisecond)), zap.String("because", p.CompleteNote))
 	}
 }

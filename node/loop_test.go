@@ -65,7 +65,7 @@ type loopLab struct {
 	logs    *observer.ObservedLogs
 
 	changed, sessions, applied chan struct{}
-	learned                    chan []bgp.LearnedRoute
+	learned                    chan bgp.Learned
 	stop                       func()
 }
 
@@ -76,7 +76,7 @@ func startLoop(t *testing.T, snap Snapshot, dp *fakeDataplane) *loopLab {
 		sp: &fakeSpeaker{t: t, sessions: map[netip.Addr]bgp.SessionStatus{}}, dp: dp, tun: &fakeTunnel{},
 		mtu: &fakeMTU{}, pub: &fakePublisher{}, health: newHealth(3 * statusInterval), logs: logs,
 		changed: make(chan struct{}, 1), sessions: make(chan struct{}, 1), applied: make(chan struct{}, 1),
-		learned: make(chan []bgp.LearnedRoute, 1)}
+		learned: make(chan bgp.Learned, 1)}
 	var first sync.Once
 	dp.onApply = func() { first.Do(func() { poke(x.applied) }) }
 	l := &loop{log: zap.New(core), clock: systemClock{}, source: x.src, secrets: x.secrets, endpoints: fakeEndpoints{},
@@ -97,14 +97,17 @@ func startLoop(t *testing.T, snap Snapshot, dp *fakeDataplane) *loopLab {
 	return x
 }
 
-// learn delivers the speaker's learned set (the newest replaces one not
-// yet taken).
-func (x *loopLab) learn(routes ...bgp.LearnedRoute) {
+// learn delivers the speaker's learned set, no End-of-RIB in it.
+func (x *loopLab) learn(routes ...bgp.LearnedRoute) { x.learnEoR(routes) }
+
+// learnEoR delivers the speaker's learned set with the End-of-RIB of peers
+// (the newest replaces one not yet taken).
+func (x *loopLab) learnEoR(routes []bgp.LearnedRoute, eor ...netip.Addr) {
 	select {
 	case <-x.learned:
 	default:
 	}
-	x.learned <- routes
+	x.learned <- bgp.Learned{Routes: routes, EndOfRIB: eor}
 }
 
 // session moves a session to state now and tells the loop.
@@ -140,11 +143,11 @@ func TestLoopRestartGating(t *testing.T) {
 			wantDetail  string
 		}{
 			{name: "started, session not up: nothing deleted", wait: 500 * time.Millisecond,
-				wantKernel: []netip.Prefix{n2Block, gone}, wantDetail: "waiting for the learned routes"},
+				wantKernel: []netip.Prefix{n2Block, gone}, wantDetail: "waiting for End-of-RIB from 10.0.0.12"},
 			{name: "session up, a first route learned: programmed, nothing deleted",
 				do:   func() { x.session(n2, bgp.StateEstablished); x.learn(learnedRoute(n2Block2, n2)) },
-				wait: 500 * time.Millisecond, wantKernel: []netip.Prefix{n2Block, n2Block2, gone}, wantDetail: "waiting for the learned routes"},
-			{name: "the peer's table arrives", do: func() { x.learn(learnedRoute(n2Block, n2), learnedRoute(n2Block2, n2)) }, wait: 3 * time.Second,
+				wait: 500 * time.Millisecond, wantKernel: []netip.Prefix{n2Block, n2Block2, gone}, wantDetail: "waiting for End-of-RIB from 10.0.0.12"},
+			{name: "the peer's table and End-of-RIB arrive", do: func() { x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2), learnedRoute(n2Block2, n2)}, n2) }, wait: time.Second,
 				wantKernel: []netip.Prefix{n2Block, n2Block2}, wantDeleted: []netip.Prefix{gone}, wantReady: true, wantDetail: "ok: 1 BGP sessions established"},
 		}
 		for _, s := range steps {
@@ -163,7 +166,7 @@ func TestLoopRestartGating(t *testing.T) {
 				t.Errorf("%s: ready %v %q; want %v %q", s.name, ready, detail, s.wantReady, s.wantDetail)
 			}
 		}
-		if n := x.logs.FilterMessage("learned routes complete; programming them").Len(); n != 1 {
+		if n := x.logs.FilterMessageSnippet("learned routes complete").Len(); n != 1 {
 			t.Errorf("%d 'learned routes complete' logs, want 1", n)
 		}
 	})
@@ -180,8 +183,8 @@ func TestLoopReadinessAndStatus(t *testing.T) {
 			t.Fatalf("first status %v, want Degraded", got)
 		}
 		x.session(n2, bgp.StateEstablished)
-		x.learn(learnedRoute(n2Block, n2))
-		x.after(2 * time.Second)
+		x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2)}, n2)
+		x.after(time.Second)
 		if ready, detail := x.health.readiness(); !ready {
 			t.Fatalf("not ready with every session up and routes complete: %s", detail)
 		}
@@ -222,8 +225,8 @@ func TestLoopAPIOutage(t *testing.T) {
 		poke(x.changed)
 		x.after(100 * time.Millisecond)
 		x.session(n2, bgp.StateEstablished)
-		x.learn(learnedRoute(n2Block, n2))
-		x.after(2 * time.Second)
+		x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2)}, n2)
+		x.after(time.Second)
 		password := func() string {
 			peers := x.sp.peers()
 			if len(peers) != 1 {
@@ -274,8 +277,8 @@ func TestLoopSessionFlap(t *testing.T) {
 		x := startLoop(t, meshSnapshot(), dp)
 		defer x.stop()
 		x.session(n2, bgp.StateEstablished)
-		x.learn(learnedRoute(n2Block, n2))
-		x.after(2 * time.Second)
+		x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2)}, n2)
+		x.after(time.Second)
 		peers := x.sp.peers()
 		for i := range 3 {
 			x.session(n2, bgp.StateIdle)
@@ -286,7 +289,7 @@ func TestLoopSessionFlap(t *testing.T) {
 				t.Errorf("flap %d, down: ready %v, kernel %v, status %s; want unready, no route, Degraded", i, ready, kernel, x.pub.last().AgentState)
 			}
 			x.session(n2, bgp.StateEstablished)
-			x.learn(learnedRoute(n2Block, n2))
+			x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2)}, n2)
 			x.after(200 * time.Millisecond)
 			kernel, _, _, _ = dp.state()
 			if ready, detail := x.health.readiness(); !ready || !slices.Equal(kernel, []netip.Prefix{n2Block}) || x.pub.last().AgentState != "Ready" {
@@ -295,6 +298,38 @@ func TestLoopSessionFlap(t *testing.T) {
 		}
 		if got := x.sp.peers(); !slices.Equal(got, peers) {
 			t.Errorf("peers changed across the flaps: %v → %v", peers, got)
+		}
+	})
+}
+
+// TestLoopRestartWaitsForEndOfRIB is issue 18 bug 1: after kill -9 the
+// speaker's session came up, its first learned set was empty, and the
+// peer's table with its End-of-RIB came seconds later. The learned set
+// was taken as complete after a quiet second and the route the previous
+// run had programmed was deleted, then added again. Complete must mean
+// every session's End-of-RIB processed into the learned set.
+func TestLoopRestartWaitsForEndOfRIB(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dp := newFakeDataplane(kernelRoute(n2Block, n2), kernelRoute(gone, n2))
+		x := startLoop(t, meshSnapshot(), dp)
+		defer x.stop()
+		x.session(n2, bgp.StateEstablished)
+		x.learnEoR(nil)
+		x.after(2500 * time.Millisecond) // the peer is slow to send its table
+		if _, _, deleted, _ := dp.state(); len(deleted) != 0 {
+			t.Fatalf("learned routes deleted before the peer's End-of-RIB: %v", deleted)
+		}
+		if ready, detail := x.health.readiness(); ready || !strings.Contains(detail, "End-of-RIB from 10.0.0.12") {
+			t.Errorf("before End-of-RIB: ready %v %q; want unready, waiting for 10.0.0.12's End-of-RIB", ready, detail)
+		}
+		x.learnEoR([]bgp.LearnedRoute{learnedRoute(n2Block, n2)}, n2)
+		x.after(time.Second)
+		kernel, _, deleted, _ := dp.state()
+		if !slices.Equal(kernel, []netip.Prefix{n2Block}) || !slices.Equal(deleted, []netip.Prefix{gone}) {
+			t.Errorf("after End-of-RIB: kernel %v, deleted %v; want %s kept, only %s deleted", kernel, deleted, n2Block, gone)
+		}
+		if ready, detail := x.health.readiness(); !ready {
+			t.Errorf("after End-of-RIB: not ready: %s", detail)
 		}
 	})
 }

@@ -29,7 +29,7 @@ type PlanConfig struct {
 	// ResyncInterval is how often the tunnel's filter is fully reasserted.
 	ResyncInterval time.Duration
 	// Started is when the speaker started: the learned routes are
-	// complete at the latest learnedDeadline after it.
+	// complete at the latest learnedDeadline after it (see learnedComplete).
 	Started time.Time
 }
 
@@ -42,9 +42,8 @@ type Inputs struct {
 	// Secrets are the Secrets the snapshot's peers and mesh name, by
 	// Secret name, as last read.
 	Secrets map[string]SecretRead
-	// Learned is the speaker's latest learned set, delivered at LearnedAt.
-	Learned   []bgp.LearnedRoute
-	LearnedAt time.Time
+	// Learned is the speaker's latest learned set and End-of-RIBs.
+	Learned bgp.Learned
 	// Sessions are the speaker's sessions (or the error reading them).
 	Sessions    []bgp.SessionStatus
 	SessionsErr error
@@ -82,9 +81,11 @@ type Plan struct {
 	// PodMTUIPIP: the pod MTU must leave room for IPIP.
 	PodMTUIPIP bool
 	// LearnedComplete: the learned routes can be trusted as the whole
-	// set. CompleteNote says why, on the plan that first finds it.
+	// set. CompleteNote says why, on the plan that first finds it;
+	// until then Pending are the peers it waits for.
 	LearnedComplete bool
 	CompleteNote    string
+	Pending         []netip.Addr
 	// Problems make the node unready (before anything is applied).
 	Problems []string
 	// Unavailable are the pools this node cannot serve, and why
@@ -128,13 +129,6 @@ type SkippedPeer struct {
 	Err    error
 }
 
-// Learned routes are complete when every session has been Established and
-// quiet for learnedQuiet, or learnedDeadline after the speaker started.
-const (
-	learnedQuiet    = time.Second
-	learnedDeadline = 30 * time.Second
-)
-
 // plan computes the desired state from in. It is pure: no I/O, no clock.
 func plan(in Inputs) Plan {
 	s := in.Snapshot
@@ -167,7 +161,7 @@ func plan(in Inputs) Plan {
 	tunnelUp := in.Tunnel.Up
 	p.PodMTUIPIP = ipip.Enabled(s.Pools) && tunnelUp
 
-	routes, unavailable := remoteRoutes(in.Learned, peers, s.Pools, s.BGP.ServiceClusterIPs, local, tunnelUp)
+	routes, unavailable := remoteRoutes(in.Learned.Routes, peers, s.Pools, s.BGP.ServiceClusterIPs, local, tunnelUp)
 	if !tunnelUp {
 		for name := range ipipPools(s.Pools) {
 			unavailable[name] = true
@@ -175,7 +169,7 @@ func plan(in Inputs) Plan {
 	}
 	p.Unavailable, p.UnavailableReason = unavailableList(unavailable, s.Pools, in.Tunnel.Reason), in.Tunnel.Reason
 	vethName := func(ns, pod string) string { return felix.HostVethName(in.Config.InterfacePrefix, ns, pod) }
-	p.LearnedComplete, p.CompleteNote, p.Wake = learnedComplete(in)
+	p.LearnedComplete, p.CompleteNote, p.Pending, p.Wake = learnedComplete(in, peers)
 	p.Dataplane = DataplanePlan{
 		Endpoints: localEndpoints(s.LocalPods, in.Endpoints, vethName),
 		Blocks:    s.LocalBlocks,
@@ -185,45 +179,11 @@ func plan(in Inputs) Plan {
 	p.Ready, p.Detail = readiness(in.Sessions, in.SessionsErr)
 	switch {
 	case !p.LearnedComplete:
-		p.Ready, p.Detail = false, "waiting for the learned routes to be complete before deleting stale ones"
+		p.Ready, p.Detail = false, "waiting for End-of-RIB from "+joinAddrs(p.Pending)+" before deleting stale learned routes"
 	case !in.DataplaneApplied:
 		p.Ready, p.Detail = false, "waiting for the first dataplane apply"
 	}
 	return p
-}
-
-// learnedComplete reports whether the learned routes can be trusted as the
-// whole set, why (on the plan that finds it first), and otherwise when to
-// look again.
-func learnedComplete(in Inputs) (bool, string, time.Time) {
-	if in.LearnedComplete {
-		return true, "", time.Time{}
-	}
-	if in.Now.Sub(in.Config.Started) >= learnedDeadline {
-		return true, fmt.Sprintf("deadline: %s after start, not every BGP session is up", learnedDeadline), time.Time{}
-	}
-	recheck := in.Now.Add(learnedQuiet)
-	if in.SessionsErr != nil {
-		return false, "", recheck
-	}
-	last := in.LearnedAt
-	for _, s := range in.Sessions {
-		// A peer's initial table follows its session coming up: wait
-		// for every session to have been up for a quiet while too.
-		if s.State != bgp.StateEstablished {
-			return false, "", recheck
-		}
-		if s.Since.After(last) {
-			last = s.Since
-		}
-	}
-	if last.Before(in.Config.Started) {
-		last = in.Config.Started
-	}
-	if in.Now.Sub(last) < learnedQuiet {
-		return false, "", last.Add(learnedQuiet)
-	}
-	return true, "every BGP session up and quiet", time.Time{}
 }
 
 // readiness is ready when every session that should be up is Established,

@@ -79,7 +79,8 @@ func summarize(in Inputs, p Plan) planSummary {
 }
 
 // baseInputs is node n1 of meshSnapshot 10s after start: its session to
-// n2 up for 5s, n2's block learned 4s ago, felix applied, routes complete.
+// n2 up for 5s, n2's block and End-of-RIB learned, felix applied, routes
+// complete.
 func baseInputs() Inputs {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	now := start.Add(10 * time.Second)
@@ -87,8 +88,7 @@ func baseInputs() Inputs {
 		Now:              now,
 		Config:           PlanConfig{NodeName: "n1", NodeIP: n1Addr, ASN: model.DefaultASNumber, InterfacePrefix: "cali", ResyncInterval: 90 * time.Second, Started: start},
 		Snapshot:         meshSnapshot(),
-		Learned:          []bgp.LearnedRoute{learnedRoute(n2Block, n2)},
-		LearnedAt:        now.Add(-4 * time.Second),
+		Learned:          bgp.Learned{Routes: []bgp.LearnedRoute{learnedRoute(n2Block, n2)}, EndOfRIB: []netip.Addr{n2}},
 		Sessions:         []bgp.SessionStatus{{Peer: n2, State: bgp.StateEstablished, Type: bgp.PeerTypeMesh, Since: now.Add(-5 * time.Second)}},
 		DataplaneApplied: true, LearnedComplete: true, LastFull: now,
 	}
@@ -135,7 +135,7 @@ func TestPlan(t *testing.T) {
 		{name: "IPIP pool without a tunnel: its routes dropped, the pool reported",
 			in: func(in *Inputs) {
 				in.Snapshot.Pools = append(in.Snapshot.Pools, ipipPool)
-				in.Learned = append(in.Learned, learnedRoute(netip.MustParsePrefix("10.245.2.0/26"), n2))
+				in.Learned.Routes = append(in.Learned.Routes, learnedRoute(netip.MustParsePrefix("10.245.2.0/26"), n2))
 				in.Tunnel = TunnelState{Reason: "no ipip module"}
 			},
 			want: func(s *planSummary) {
@@ -145,7 +145,7 @@ func TestPlan(t *testing.T) {
 		{name: "IPIP pool with the tunnel up: via tunl0, pod MTU for IPIP",
 			in: func(in *Inputs) {
 				in.Snapshot.Pools = append(in.Snapshot.Pools, ipipPool)
-				in.Learned = append(in.Learned, learnedRoute(netip.MustParsePrefix("10.245.2.0/26"), n2))
+				in.Learned.Routes = append(in.Learned.Routes, learnedRoute(netip.MustParsePrefix("10.245.2.0/26"), n2))
 				in.Tunnel = TunnelState{Up: true}
 			},
 			want: func(s *planSummary) {
@@ -166,23 +166,54 @@ func TestPlan(t *testing.T) {
 				s.Ready, s.Detail = false, "BGP not established with 10.0.0.12 (node-to-node mesh) Active"
 			}},
 
-		// Restart gating: deletions of learned routes wait until the set is complete.
-		{name: "restart: session not up yet: partial, look again in a second",
+		// Restart gating: deletions of learned routes wait until the set is
+		// complete, never on a timer short of the deferral time.
+		{name: "restart: session not up yet: partial until the deadline",
 			in:   func(in *Inputs) { restarted(in, 2*time.Second); in.Sessions[0].State = bgp.StateConnect },
-			want: func(s *planSummary) { partial(s); s.Wake = learnedQuiet }},
-		{name: "restart: session up, quiet for less than a second: partial until it is",
+			want: func(s *planSummary) { partial(s, "10.0.0.12"); s.Wake = learnedDeadline - 2*time.Second }},
+		{name: "restart: session up for seconds, its table not in: partial",
+			in: func(in *Inputs) { restarted(in, 5*time.Second); in.Learned.Routes = nil },
+			want: func(s *planSummary) {
+				partial(s, "10.0.0.12")
+				s.Remote = nil
+				s.Wake = learnedDeadline - 5*time.Second
+			}},
+		{name: "restart: End-of-RIB from the peer: complete",
+			in:   func(in *Inputs) { restarted(in, 2*time.Second); in.Learned.EndOfRIB = []netip.Addr{n2} },
+			want: func(s *planSummary) { s.CompleteNote = "End-of-RIB from every BGP session (or the session failed)" }},
+		{name: "restart: End-of-RIB from one of two peers: partial, waiting for the other",
 			in: func(in *Inputs) {
 				restarted(in, 2*time.Second)
-				in.Sessions[0].Since, in.LearnedAt = in.Now.Add(-300*time.Millisecond), time.Time{}
+				in.Snapshot.Nodes = append(in.Snapshot.Nodes, model.Node{Name: "n3", IPv4: netip.MustParsePrefix("10.0.0.13/24")})
+				in.Learned.EndOfRIB = []netip.Addr{n2}
+				in.Sessions = append(in.Sessions, bgp.SessionStatus{Peer: netip.MustParseAddr("10.0.0.13"), State: bgp.StateEstablished})
 			},
-			want: func(s *planSummary) { partial(s); s.Wake = 700 * time.Millisecond }},
-		{name: "restart: session up and quiet: complete",
-			in:   func(in *Inputs) { restarted(in, 2*time.Second) },
-			want: func(s *planSummary) { s.CompleteNote = "every BGP session up and quiet" }},
-		{name: "restart: deadline passed with a session down: complete anyway",
+			want: func(s *planSummary) {
+				s.Peers = append(s.Peers, "10.0.0.13")
+				partial(s, "10.0.0.13")
+				s.Wake = learnedDeadline - 2*time.Second
+			}},
+		{name: "restart: session was up and failed before its End-of-RIB: complete",
+			in: func(in *Inputs) {
+				restarted(in, 2*time.Second)
+				in.Sessions[0].State, in.Sessions[0].Flaps = bgp.StateActive, 1
+			},
+			want: func(s *planSummary) {
+				s.CompleteNote = "End-of-RIB from every BGP session (or the session failed)"
+				s.Ready, s.Detail = false, "BGP not established with 10.0.0.12 (node-to-node mesh) Active"
+			}},
+		{name: "restart: no session configured: complete at once",
+			in: func(in *Inputs) {
+				restarted(in, 0)
+				in.Snapshot.Nodes, in.Sessions, in.Learned = in.Snapshot.Nodes[:1], nil, bgp.Learned{}
+			},
+			want: func(s *planSummary) {
+				s.Peers, s.Remote, s.CompleteNote, s.Detail = nil, nil, "no BGP session configured", "ok: 0 BGP sessions established"
+			}},
+		{name: "restart: deadline passed without End-of-RIB: complete anyway",
 			in: func(in *Inputs) { restarted(in, learnedDeadline); in.Sessions[0].State = bgp.StateActive },
 			want: func(s *planSummary) {
-				s.CompleteNote = fmt.Sprintf("deadline: %s after start, not every BGP session is up", learnedDeadline)
+				s.CompleteNote = fmt.Sprintf("deadline: no End-of-RIB from 10.0.0.12 within %s", learnedDeadline)
 				s.Ready, s.Detail = false, "BGP not established with 10.0.0.12 (node-to-node mesh) Active"
 			}},
 	} {
@@ -199,22 +230,23 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// restarted makes in a pass since after the speaker started, routes not
-// yet complete.
+// restarted makes in a pass since after the speaker started, its
+// session up since then, no End-of-RIB yet, routes not yet complete.
 func restarted(in *Inputs, since time.Duration) {
 	in.Config.Started = in.Now.Add(-since)
 	in.LearnedComplete = false
 	in.Sessions[0].Since = in.Config.Started
-	in.LearnedAt = in.Config.Started
+	in.Learned.EndOfRIB = nil
 }
 
-// partial is the summary of a plan whose learned routes are not complete.
-func partial(s *planSummary) {
+// partial is the summary of a plan whose learned routes are not complete,
+// waiting for pending.
+func partial(s *planSummary, pending string) {
 	s.Complete = false
 	for i := range s.Remote {
 		s.Remote[i] += " (partial)"
 	}
-	s.Ready, s.Detail = false, "waiting for the learned routes to be complete before deleting stale ones"
+	s.Ready, s.Detail = false, "waiting for End-of-RIB from "+pending+" before deleting stale learned routes"
 }
 
 func TestVerdictApplyProblems(t *testing.T) {

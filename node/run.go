@@ -215,9 +215,9 @@ func run(ctx context.Context, cfg Config, rc *rest.Config, m machine, cni *cniKu
 	if err := os.MkdirAll(filepath.Dir(cfg.BGPSocket), 0o750); err != nil {
 		return fmt.Errorf("create BGP socket directory: %w", err)
 	}
-	learned, sessions := make(chan []bgp.LearnedRoute, 1), make(chan struct{}, 1)
+	learned, sessions := make(chan bgp.Learned, 1), make(chan struct{}, 1)
 	sp := gobgp.New(gobgp.Options{Logger: log, SocketPath: cfg.BGPSocket,
-		OnLearned: func(r []bgp.LearnedRoute) {
+		OnLearned: func(r bgp.Learned) {
 			select { // keep only the newest set
 			case <-learned:
 			default:

@@ -48,7 +48,7 @@ const statusInterval = 10 * time.Second
 func statusFor(in Inputs, state string, unavailable []v1.PoolCondition) v1.GinghamNodeStatusStatus {
 	now := metav1.NewTime(in.Now)
 	st := v1.GinghamNodeStatusStatus{AgentVersion: version.Version, AgentState: state, LastUpdated: &now,
-		RoutesLearned: int64(len(in.Learned)), UnavailablePools: unavailable}
+		RoutesLearned: int64(len(in.Learned.Routes)), UnavailablePools: unavailable}
 	sessions := slices.Clone(in.Sessions)
 	slices.SortFunc(sessions, func(a, b bgp.SessionStatus) int { return a.Peer.Compare(b.Peer) })
 	st.Sessions, st.RoutesAdvertised = sessionStatus(sessions)

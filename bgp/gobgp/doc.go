@@ -14,6 +14,11 @@
 //   - Best paths are watched from before the first peer is added; multipath
 //     updates are regrouped by prefix and delivered as the full learned set,
 //     coalesced, from one goroutine.
+//   - A peer's End-of-RIB is delivered in the learned set that holds every
+//     route the peer sent before it (best paths, End-of-RIBs and session
+//     changes come through one GoBGP watcher, in the order GoBGP handled
+//     them), and is forgotten when the session changes state. The agent
+//     takes its learned set as complete only on them.
 //   - Graceful restart: every session advertises GR with a per-AFI
 //     MpGracefulRestart entry (without it the capability carries no AFI and
 //     peers drop our routes); the restarting flag is set only when
@@ -23,8 +28,7 @@
 //     unresolved is not configured (it could never establish).
 //   - SessionStatus.Since of an Established session is the exact time it
 //     came up (from the peer watch), never earlier: GoBGP's own uptime is
-//     truncated to the second, and the agent's "every session up and quiet
-//     for 1s" check then passed before a restarted peer's table arrived.
+//     truncated to the second.
 //   - The speaker registers no metrics itself: Collector returns GoBGP's
 //     Prometheus collector for the caller's registry.
 package gobgp

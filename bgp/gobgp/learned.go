@@ -16,9 +16,12 @@ type learnedPath struct {
 	nextHop netip.Addr
 }
 
-// learnedTable regroups GoBGP's best-path events by prefix. GoBGP calls
-// apply from one goroutine per watcher (the owner of byPrefix); the mutex
-// only lets snapshot read concurrently.
+// learnedTable regroups GoBGP's best-path events by prefix and records each
+// peer's End-of-RIB. GoBGP calls apply, endOfRIB and peerEvent from the one
+// goroutine of our watcher, in the order it handled the messages (a peer's
+// routes before its End-of-RIB, its session coming up before both); the
+// mutex only lets snapshot read concurrently, so a snapshot holding a
+// peer's End-of-RIB holds every route the peer sent before it.
 //
 // With UseMultiplePaths, GoBGP reports the change of each prefix's
 // multipath set as per-path additions and withdrawals (and the initial
@@ -30,6 +33,9 @@ type learnedTable struct {
 	// changes is each peer's last watched state change, at full
 	// precision: GoBGP's own uptime and downtime keep whole seconds.
 	changes map[netip.Addr]stateChange
+	// eor holds the peers whose End-of-RIB arrived in their current
+	// session.
+	eor map[netip.Addr]bool
 
 	routesChanged chan struct{} // cap 1: coalesced pokes
 	peersChanged  chan struct{}
@@ -39,6 +45,7 @@ func newLearnedTable() *learnedTable {
 	return &learnedTable{
 		byPrefix:      map[netip.Prefix]map[netip.Addr]learnedPath{},
 		changes:       map[netip.Addr]stateChange{},
+		eor:           map[netip.Addr]bool{},
 		routesChanged: make(chan struct{}, 1),
 		peersChanged:  make(chan struct{}, 1),
 	}
@@ -49,6 +56,7 @@ func (t *learnedTable) reset() {
 	defer t.mu.Unlock()
 	t.byPrefix = map[netip.Prefix]map[netip.Addr]learnedPath{}
 	t.changes = map[netip.Addr]stateChange{}
+	t.eor = map[netip.Addr]bool{}
 }
 
 func poke(c chan struct{}) {
@@ -65,14 +73,38 @@ type stateChange struct {
 }
 
 // peerEvent is GoBGP's OnPeerUpdate callback: it records state changes
-// with their exact time and pokes the session watchers.
+// with their exact time, forgets the peer's End-of-RIB (a new session
+// sends its table again) and pokes the session watchers.
 func (t *learnedTable) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) {
 	if ev != nil && ev.Type == apiutil.PEER_EVENT_STATE {
+		peer := ev.Peer.State.NeighborAddress.Unmap()
 		t.mu.Lock()
-		t.changes[ev.Peer.State.NeighborAddress.Unmap()] = stateChange{state: stateFromFSM(ev.Peer.State.SessionState), at: at}
+		t.changes[peer] = stateChange{state: stateFromFSM(ev.Peer.State.SessionState), at: at}
+		had := t.eor[peer]
+		delete(t.eor, peer)
 		t.mu.Unlock()
+		if had {
+			poke(t.routesChanged)
+		}
 	}
 	poke(t.peersChanged)
+}
+
+// endOfRIB is GoBGP's OnPathEor callback: the peer has sent its whole
+// table for the family. Only unicast of the peer's own address family
+// counts (the one family a session carries).
+func (t *learnedTable) endOfRIB(p *apiutil.Path, _ time.Time) {
+	if p == nil {
+		return
+	}
+	peer := p.PeerAddress.Unmap()
+	if !peer.IsValid() || p.Family != family(peer) {
+		return
+	}
+	t.mu.Lock()
+	t.eor[peer] = true
+	t.mu.Unlock()
+	poke(t.routesChanged)
 }
 
 // since refines coarse, GoBGP's whole-second time of peer entering state,
@@ -140,9 +172,20 @@ func (t *learnedTable) apply(paths []*apiutil.Path, _ time.Time) {
 	}
 }
 
-func (t *learnedTable) snapshot() []bgp.LearnedRoute {
+// snapshot returns the learned routes and End-of-RIBs at one moment.
+func (t *learnedTable) snapshot() bgp.Learned {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var eor []netip.Addr
+	for peer := range t.eor {
+		eor = append(eor, peer)
+	}
+	slices.SortFunc(eor, func(a, b netip.Addr) int { return a.Compare(b) })
+	return bgp.Learned{Routes: t.routes(), EndOfRIB: eor}
+}
+
+// routes returns the learned best routes, sorted; t.mu is held.
+func (t *learnedTable) routes() []bgp.LearnedRoute {
 	out := make([]bgp.LearnedRoute, 0, len(t.byPrefix))
 	for prefix, set := range t.byPrefix {
 		r := bgp.LearnedRoute{Prefix: prefix}

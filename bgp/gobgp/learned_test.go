@@ -3,6 +3,7 @@ package gobgp
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,5 +84,50 @@ func TestSessionsSinceExact(t *testing.T) {
 			t.Fatalf("sessions %+v, want Established", ss)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestLearnedEndOfRIB: a peer's End-of-RIB of its unicast family is
+// reported with the routes it sent before it and forgotten when its
+// session changes state; another family's does not count.
+func TestLearnedEndOfRIB(t *testing.T) {
+	peer := netip.MustParseAddr("10.0.0.2")
+	other := netip.MustParseAddr("10.0.0.3")
+	eor := func(from netip.Addr, f gbgp.Family) *apiutil.Path {
+		return &apiutil.Path{Family: f, PeerAddress: from, Withdrawal: true}
+	}
+	route := func(from netip.Addr, p string) []*apiutil.Path {
+		nlri, _ := gbgp.NewIPAddrPrefix(netip.MustParsePrefix(p))
+		nh, _ := gbgp.NewPathAttributeNextHop(from)
+		return []*apiutil.Path{{Family: gbgp.RF_IPv4_UC, Nlri: nlri, PeerAddress: from, Attrs: []gbgp.PathAttributeInterface{nh}}}
+	}
+	state := func(from netip.Addr, s gbgp.FSMState) *apiutil.WatchEventMessage_PeerEvent {
+		return &apiutil.WatchEventMessage_PeerEvent{Type: apiutil.PEER_EVENT_STATE,
+			Peer: apiutil.Peer{State: apiutil.PeerState{NeighborAddress: from, SessionState: s}}}
+	}
+	lt := newLearnedTable()
+	now := time.Now()
+	steps := []struct {
+		name       string
+		do         func()
+		wantEoR    []netip.Addr
+		wantRoutes int
+	}{
+		{name: "session up, table sent", do: func() {
+			lt.peerEvent(state(peer, gbgp.BGP_FSM_ESTABLISHED), now)
+			lt.apply(route(peer, "10.244.1.0/26"), now)
+		}, wantRoutes: 1},
+		{name: "End-of-RIB of another family: not complete", do: func() { lt.endOfRIB(eor(peer, gbgp.RF_IPv6_UC), now) }, wantRoutes: 1},
+		{name: "End-of-RIB of IPv4 unicast", do: func() { lt.endOfRIB(eor(peer, gbgp.RF_IPv4_UC), now) }, wantEoR: []netip.Addr{peer}, wantRoutes: 1},
+		{name: "another peer's", do: func() { lt.endOfRIB(eor(other, gbgp.RF_IPv4_UC), now) }, wantEoR: []netip.Addr{peer, other}, wantRoutes: 1},
+		{name: "session down: forgotten", do: func() { lt.peerEvent(state(peer, gbgp.BGP_FSM_IDLE), now) }, wantEoR: []netip.Addr{other}, wantRoutes: 1},
+		{name: "up again: not until it is sent again", do: func() { lt.peerEvent(state(peer, gbgp.BGP_FSM_ESTABLISHED), now) }, wantEoR: []netip.Addr{other}, wantRoutes: 1},
+	}
+	for _, s := range steps {
+		s.do()
+		got := lt.snapshot()
+		if !slices.Equal(got.EndOfRIB, s.wantEoR) || len(got.Routes) != s.wantRoutes {
+			t.Errorf("%s: End-of-RIB %v, %d routes; want %v, %d", s.name, got.EndOfRIB, len(got.Routes), s.wantEoR, s.wantRoutes)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func TestPrivilegedHelper(t *testing.T) {
 		fmt.Printf("%s %s\n", kind, b)
 		mu.Unlock()
 	}
-	sp := New(Options{OnLearned: func(r []bgp.LearnedRoute) { emit("LEARNED", r) }})
+	sp := New(Options{OnLearned: func(l bgp.Learned) { emit("LEARNED", l.Routes) }})
 	ctx := context.Background()
 	if err := sp.Start(ctx, cfg.Global); err != nil {
 		t.Fatal(err)

@@ -39,10 +39,11 @@ type Options struct {
 	// SocketPath is the unix socket of GoBGP's gRPC API, e.g.
 	// /var/run/gingham/bgp.sock. Empty: no gRPC API at all.
 	SocketPath string
-	// OnLearned receives the full set of learned best routes whenever it
-	// changes (coalesced; never called concurrently). It must not block
-	// for long: updates are coalesced while it runs.
-	OnLearned func([]bgp.LearnedRoute)
+	// OnLearned receives the full set of learned best routes and the
+	// peers' End-of-RIBs whenever they change (coalesced; never called
+	// concurrently). It must not block for long: updates are coalesced
+	// while it runs.
+	OnLearned func(bgp.Learned)
 	// OnSessionChange is poked (coalesced) when a session changes state.
 	OnSessionChange func()
 }
@@ -132,10 +133,13 @@ func (s *Speaker) Start(ctx context.Context, g bgp.GlobalConfig) (err error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.learned.reset()
+	// One watcher for all three: GoBGP hands them to one goroutine in
+	// the order it handled the peers' messages (see learnedTable).
 	if err := srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
 		OnBestPath:   s.learned.apply,
+		OnPathEor:    s.learned.endOfRIB,
 		OnPeerUpdate: s.learned.peerEvent,
-	}, server.WatchBestPath(true), server.WatchPeer()); err != nil {
+	}, server.WatchBestPath(true), server.WatchEor(false), server.WatchPeer()); err != nil {
 		cancel()
 		return fmt.Errorf("start bgp speaker: watch: %w", err)
 	}
@@ -180,8 +184,9 @@ func (s *Speaker) deliver(ctx context.Context, t *learnedTable, done chan struct
 	}
 }
 
-// Learned returns the current learned best routes, sorted by prefix.
-func (s *Speaker) Learned() []bgp.LearnedRoute { return s.learned.snapshot() }
+// Learned returns the current learned best routes, sorted by prefix, and
+// the peers' End-of-RIBs.
+func (s *Speaker) Learned() bgp.Learned { return s.learned.snapshot() }
 
 // Collector returns GoBGP's Prometheus collector (peer states, flaps,
 // routes received/accepted/advertised) for the caller to register. It

@@ -6,7 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-
+	"slices"
 	"testing"
 	"time"
 
@@ -73,7 +73,7 @@ func waitLearned(t *testing.T, n *testNode, want map[string][]string, within tim
 	var got map[string][]string
 	for time.Now().Before(deadline) {
 		got = map[string][]string{}
-		for _, r := range n.sp.Learned() {
+		for _, r := range n.sp.Learned().Routes {
 			for _, nh := range r.NextHops {
 				got[r.Prefix.String()] = append(got[r.Prefix.String()], nh.String())
 			}
@@ -226,7 +226,7 @@ func TestStop(t *testing.T) {
 				t.Fatalf("stop: %v", err)
 			}
 			time.Sleep(4 * time.Second) // beyond the 3s hold time
-			got := b.sp.Learned()
+			got := b.sp.Learned().Routes
 			if kept := len(got) == 1; kept != tc.wantKept {
 				t.Fatalf("after stop b learned %+v, want kept=%v", got, tc.wantKept)
 			}
@@ -277,5 +277,56 @@ func TestNoGoroutineLeakAfterStop(t *testing.T) {
 func TestProbeTCPMD5(t *testing.T) {
 	if err := ProbeTCPMD5(); err != nil {
 		t.Fatalf("this kernel supports TCP-MD5: %v", err)
+	}
+}
+
+// TestEndOfRIBDeliveredWithTable: a speaker reports a peer's End-of-RIB in
+// the same learned set as the table the peer sent before it, never
+// earlier, and forgets it when the session ends.
+func TestEndOfRIBDeliveredWithTable(t *testing.T) {
+	a := startNode(t, "a", "127.0.0.51", 64512)
+	b := &testNode{name: "b", addr: netip.MustParseAddr("127.0.0.52"), asn: 64512}
+	b.port = freePort(t, b.addr)
+	sets := make(chan bgp.Learned, 64)
+	b.sp = New(Options{OnLearned: func(l bgp.Learned) {
+		select { // never block the speaker once the test stopped reading
+		case sets <- l:
+		default:
+		}
+	}})
+	if err := b.sp.Start(context.Background(), bgp.GlobalConfig{RouterID: b.addr, ASN: b.asn, ListenPort: int32(b.port), ListenAddrs: []netip.Addr{b.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.sp.Stop(context.Background(), true) })
+	table := []bgp.Path{path("10.244.1.0/26", a.addr), path("10.244.2.0/26", a.addr), path("10.244.3.0/26", a.addr)}
+	reconcile(t, a, bgp.Desired{Peers: []bgp.PeerConfig{a.peerOf(b)}, Paths: table})
+	reconcile(t, b, bgp.Desired{Peers: []bgp.PeerConfig{b.peerOf(a)}})
+	next := func(what string) bgp.Learned {
+		t.Helper()
+		select {
+		case l := <-sets:
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no learned set %s within 20s", what)
+		}
+		return bgp.Learned{}
+	}
+	for {
+		l := next("with a's End-of-RIB")
+		if !slices.Contains(l.EndOfRIB, a.addr) {
+			continue
+		}
+		if len(l.Routes) != len(table) {
+			t.Fatalf("End-of-RIB from a reported with %d routes, want its whole table of %d", len(l.Routes), len(table))
+		}
+		break
+	}
+	if err := a.sp.Stop(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if l := next("without a's End-of-RIB after it stopped"); !slices.Contains(l.EndOfRIB, a.addr) {
+			return
+		}
 	}
 }

@@ -464,21 +464,7 @@ func TestReliabilityPeerFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kill := func() {
-		t.Helper()
-		d, ok := lab.Daemon("node1/gingham-node")
-		if !ok {
-			t.Fatal("node1's agent is not running")
-		}
-		if err := d.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-d.Exited():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("node1's agent (pid %d) survived SIGKILL", d.PID)
-		}
-	}
+	kill := func() { t.Helper(); killAgent(t, lab, "node1") }
 	// measure waits until node2 and node3 delete node1's block and checks
 	// the time against the earliest the timers allow.
 	measure := func(t *testing.T, what string, failed time.Time, watches []*rbgpRouteWatch, earliest time.Duration, configured string) {
