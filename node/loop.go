@@ -83,13 +83,13 @@ func (l *loop) run(ctx context.Context) error {
 // pass gathers the inputs, plans, applies and publishes the outcome. It
 // returns when to plan again if nothing happens before.
 func (l *loop) pass(ctx context.Context) time.Time {
-	l.logging = map[string]bool{}
-	defer func() { l.logged = l.logging }()
 	in, err := l.gather(ctx)
 	if err != nil {
 		l.app.health.set(false, "read API caches: "+err.Error())
 		return l.clock.Now().Add(snapshotRetry)
 	}
+	l.logging = map[string]bool{}
+	defer func() { l.logged = l.logging }()
 	p := plan(in)
 	// The routes of the plan depend on the tunnel being up: when its
 	// sync changes that, plan again with what it achieved.

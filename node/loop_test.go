@@ -259,6 +259,10 @@ func TestLoopAPIOutage(t *testing.T) {
 		}
 
 		x.src.fail(nil)
+		x.after(2 * time.Second)
+		if n := x.logs.FilterMessageSnippet("keeping the password last read").Len(); n != 1 {
+			t.Errorf("%d warnings for the still unreadable Secret once the caches are back, want still 1", n)
+		}
 		x.secrets.setDown(false)
 		x.after(2 * time.Second)
 		if ready, detail := x.health.readiness(); !ready {
