@@ -65,6 +65,9 @@ func imageTag(t *testing.T, images string) string {
 // [sig-network] Networking Granular Checks: Pods. It needs root; it leaves
 // the host as it found it (checked).
 func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real cluster: minutes, root, make tools/build/image (make test runs it)")
+	}
 	need(t, os.Geteuid() == 0, "needs root (namespaces, cgroups, mounts)")
 	bin := labnet.BinDir()
 	for _, p := range prerequisites {
