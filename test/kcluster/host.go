@@ -18,7 +18,7 @@ type HostState struct {
 	Links      []string `json:"links"`      // host links (name only)
 	Routes     []string `json:"routes"`     // host IPv4 routes, every table
 	NFTables   []string `json:"nftables"`   // host nftables tables
-	Mounts     []string `json:"mounts"`     // host mountpoints
+	Mounts     []string `json:"mounts"`     // host mountpoints (of namespaces: the prefix's only)
 	Cgroups    []string `json:"cgroups"`    // cgroup directories named with the prefix
 	Sysctls    []string `json:"sysctls"`    // the sysctls a kubelet or kube-proxy would write
 	Processes  []string `json:"processes"`  // processes in the cluster's namespaces or cgroups
@@ -69,9 +69,15 @@ func Snapshot(ctx context.Context, prefix string) HostState {
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			if fl := strings.Fields(sc.Text()); len(fl) > 4 {
-				s.Mounts = append(s.Mounts, fl[4])
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 5 {
+				continue
 			}
+			// Other runs' namespaces (tests in parallel) come and go.
+			if ns, ok := strings.CutPrefix(fl[4], "/run/netns/"); ok && !strings.HasPrefix(ns, prefix) {
+				continue
+			}
+			s.Mounts = append(s.Mounts, fl[4])
 		}
 		f.Close()
 	}

@@ -40,15 +40,16 @@ func (c *Cluster) MonitorRoutes(ctx context.Context, name string) (*RouteMonitor
 	if err := m.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("route monitor in %s: %w", name, err)
 	}
-	// The monitor subscribes after it starts: wait until it reports a
-	// marker route (TEST-NET-2, added and removed here), so no event after
-	// MonitorRoutes returns is missed.
+	// The monitor subscribes some time after it starts: add and remove a
+	// marker route (TEST-NET-2) until the monitor reports it, so no event
+	// after MonitorRoutes returns is missed.
 	const marker = "198.51.100.77/32"
-	if _, err := c.Lab.Run(ctx, name, "ip", "route", "add", "blackhole", marker); err != nil {
-		m.Stop(netip.Prefix{})
-		return nil, fmt.Errorf("route monitor in %s: %w", name, err)
-	}
-	err := c.WaitFor(ctx, 10*time.Second, "route monitor in "+name, func(context.Context) (bool, error) {
+	err := c.WaitFor(ctx, 30*time.Second, "route monitor in "+name, func(ctx context.Context) (bool, error) {
+		_, _ = c.Lab.Run(ctx, name, "ip", "route", "del", "blackhole", marker) // left by a try the monitor missed
+		if _, err := c.Lab.Run(ctx, name, "ip", "route", "add", "blackhole", marker); err != nil {
+			return false, err
+		}
+		time.Sleep(100 * time.Millisecond) // the monitor's read of the event, not a negative assertion
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return strings.Contains(m.out.String(), "198.51.100.77"), nil

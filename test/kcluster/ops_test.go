@@ -222,7 +222,14 @@ func testBurst(t *testing.T, ctx context.Context, c *Cluster) {
 	if _, err := c.Kubectl(ctx, "delete", "namespace", "burst", "--wait=true", "--timeout=5m"); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := c.Ginghamctl(ctx, "ipam", "check"); err != nil {
+	// The API forgets a pod when its containers stop; the kubelet tears
+	// its sandbox down (CNI DEL, releasing the address) right after.
+	var out string
+	if err := c.WaitFor(ctx, 2*time.Minute, "every burst address released", func(ctx context.Context) (bool, error) {
+		var err error
+		out, err = c.Ginghamctl(ctx, "ipam", "check")
+		return err == nil, nil
+	}); err != nil {
 		t.Errorf("ipam check after deleting the pods: %v\n%s", err, out)
 	}
 }
